@@ -1,0 +1,158 @@
+//! gzip a final rotated file: `X` -> `X.gz.part` -> fsync -> rename to `X.gz` -> fsync dir
+//! -> remove `X`. At every instant either `X` or a complete `X.gz` exists, so a crash
+//! loses nothing and never leaves a partial `.gz` under the final name. Blocking: callers
+//! run it off the async runtime.
+
+use crate::fsutil::{fsync_dir, rename_noreplace};
+use anyhow::{bail, Context, Result};
+use flate2::{Compression, GzBuilder};
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Compressed {
+    pub plain_bytes: u64,
+    pub gz_bytes: u64,
+    pub lines: u64,
+}
+
+/// Compresses `plain` into `gz` (through `part`), keeping its mtime and mode, then removes `plain`.
+pub fn gzip_file(
+    plain: &Path,
+    part: &Path,
+    gz: &Path,
+    level: u32,
+    cancel: &AtomicBool,
+) -> Result<Compressed> {
+    let result = write_part(plain, part, level, cancel);
+    let stats = match result {
+        Ok(stats) => stats,
+        Err(e) => {
+            let _ = std::fs::remove_file(part);
+            return Err(e);
+        }
+    };
+    rename_noreplace(part, gz)?;
+    let dir = gz.parent().unwrap_or(Path::new("/"));
+    fsync_dir(dir)?;
+    std::fs::remove_file(plain).with_context(|| format!("cannot remove {}", plain.display()))?;
+    fsync_dir(dir)?;
+    Ok(stats)
+}
+
+fn write_part(plain: &Path, part: &Path, level: u32, cancel: &AtomicBool) -> Result<Compressed> {
+    let mut src = File::open(plain).with_context(|| format!("cannot open {}", plain.display()))?;
+    let meta = src
+        .metadata()
+        .with_context(|| format!("cannot stat {}", plain.display()))?;
+    // A leftover from a crash is discarded and redone.
+    match std::fs::remove_file(part) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", part.display())),
+    }
+    let out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(meta.mode() & 0o666)
+        .open(part)
+        .with_context(|| format!("cannot create {}", part.display()))?;
+    let name = plain
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut encoder = GzBuilder::new()
+        .filename(name.into_bytes())
+        .mtime(u32::try_from(meta.mtime()).unwrap_or(0))
+        .write(
+            BufWriter::with_capacity(CHUNK, out),
+            Compression::new(level),
+        );
+    let mut buf = vec![0u8; CHUNK];
+    let mut plain_bytes = 0u64;
+    let mut lines = 0u64;
+    let write_err = || format!("cannot write {}", part.display());
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            bail!("stopped while compressing {}", plain.display());
+        }
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", plain.display())),
+        };
+        plain_bytes += n as u64;
+        lines += bytecount(&buf[..n]);
+        encoder.write_all(&buf[..n]).with_context(write_err)?;
+    }
+    let out = encoder
+        .finish()
+        .with_context(write_err)?
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(write_err)?;
+    out.set_modified(meta.modified()?)
+        .with_context(|| format!("cannot set the mtime of {}", part.display()))?;
+    out.sync_all().with_context(write_err)?;
+    let gz_bytes = out.metadata()?.len();
+    Ok(Compressed {
+        plain_bytes,
+        gz_bytes,
+        lines,
+    })
+}
+
+fn bytecount(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::MultiGzDecoder;
+
+    #[test]
+    fn compresses_keeps_mtime_and_removes_the_plain_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("docker.log-5");
+        let body: String = (0..10_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&plain, &body).unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        File::options()
+            .write(true)
+            .open(&plain)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let part = dir.path().join("docker.log-5.gz.part");
+        std::fs::write(&part, "leftover of a crash").unwrap();
+        let gz = dir.path().join("docker.log-5.gz");
+        let stats = gzip_file(&plain, &part, &gz, 6, &AtomicBool::new(false)).unwrap();
+        assert_eq!(stats.lines, 10_000);
+        assert_eq!(stats.plain_bytes, body.len() as u64);
+        assert!(!plain.exists() && !part.exists());
+        let mut back = String::new();
+        MultiGzDecoder::new(File::open(&gz).unwrap())
+            .read_to_string(&mut back)
+            .unwrap();
+        assert_eq!(back, body);
+        assert_eq!(std::fs::metadata(&gz).unwrap().modified().unwrap(), old);
+    }
+
+    #[test]
+    fn cancel_leaves_the_plain_file_and_no_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("docker.log-5");
+        std::fs::write(&plain, "x\n").unwrap();
+        let part = dir.path().join("docker.log-5.gz.part");
+        let gz = dir.path().join("docker.log-5.gz");
+        assert!(gzip_file(&plain, &part, &gz, 6, &AtomicBool::new(true)).is_err());
+        assert!(plain.exists() && !part.exists() && !gz.exists());
+    }
+}

@@ -1,0 +1,625 @@
+//! The validated configuration, built once from flags, environment, config file and defaults
+//! (precedence in that order). Nothing below this module reads clap types or the environment.
+
+use crate::cli::{Cli, CommonArgs, ReopenMethod, WatchArgs};
+use crate::naming::ObjectKey;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_CONFIG: &str = "/etc/fasttrack/fasttrack.toml";
+const DEFAULT_LOG: &str = "/var/log/docker.log";
+const DEFAULT_STATE_DIR: &str = "/var/lib/fasttrack";
+const DEFAULT_LOG_FILE: &str = "/var/log/fasttrack.log";
+const DEFAULT_KEEP: usize = 10;
+const DEFAULT_LEVEL: u32 = 6;
+const DEFAULT_QUIET: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(600);
+const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A usage or configuration error: the process exits 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn config_error(msg: impl Into<String>) -> anyhow::Error {
+    ConfigError(msg.into()).into()
+}
+
+/// Where rotated logs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestUrl {
+    /// `file:///DIR`: objects are written under DIR as `<HOST>/<file name>`.
+    File { root: PathBuf },
+}
+
+impl DestUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "destination {url:?} must be file:///ABSOLUTE/DIR (three slashes: file:// then the path)"
+                ));
+            }
+            if path.split('/').any(|part| part == "..") {
+                return Err(format!("destination {url:?} must not contain '..'"));
+            }
+            let trimmed = path.trim_end_matches('/');
+            let root = if trimmed.is_empty() { "/" } else { trimmed };
+            return Ok(DestUrl::File {
+                root: PathBuf::from(root),
+            });
+        }
+        if url.starts_with("s3://") {
+            return Err(format!(
+                "destination {url:?}: s3:// is not supported by this version of fasttrack yet; use file:///DIR"
+            ));
+        }
+        Err(format!(
+            "destination {url:?} is not a URL fasttrack knows; use file:///DIR"
+        ))
+    }
+
+    /// The key of a rotated file at this destination.
+    pub fn key(&self, host: &str, file_name: &str) -> ObjectKey {
+        match self {
+            DestUrl::File { .. } => ObjectKey::new("", host, file_name),
+        }
+    }
+}
+
+impl std::fmt::Display for DestUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DestUrl::File { root } => write!(f, "file://{}", root.display()),
+        }
+    }
+}
+
+/// syslog-ng's reopen settings; the default locations are resolved when used, since
+/// syslog-ng may start after fasttrack.
+#[derive(Debug, Clone)]
+pub struct ReopenConfig {
+    pub method: ReopenMethod,
+    pub control_socket: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub log: PathBuf,
+    pub dest: Option<DestUrl>,
+    pub host: String,
+    pub state_dir: PathBuf,
+    pub reopen: ReopenConfig,
+    pub keep: usize,
+    pub log_file: PathBuf,
+    pub compression_level: u32,
+    pub close_timeout: Duration,
+    pub quiet: Duration,
+    pub max_wait: Duration,
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+/// The config file: the same names as the long flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    log: Option<PathBuf>,
+    dest: Option<String>,
+    host: Option<String>,
+    state_dir: Option<PathBuf>,
+    reopen: Option<ReopenMethod>,
+    control_socket: Option<PathBuf>,
+    pidfile: Option<PathBuf>,
+    keep: Option<i64>,
+    log_file: Option<PathBuf>,
+    compression_level: Option<i64>,
+    close_timeout: Option<String>,
+    quiet: Option<String>,
+    max_wait: Option<String>,
+}
+
+/// Which flag values came from the environment rather than the command line, so that
+/// an error can name the variable the user has to fix.
+#[derive(Debug, Default)]
+pub struct Origins {
+    pub from_env: HashSet<String>,
+}
+
+/// One setting's value and the place it came from, for error messages.
+struct Setting<T> {
+    value: T,
+    origin: String,
+}
+
+struct Sources<'a> {
+    origins: &'a Origins,
+    file: FileConfig,
+    file_name: Option<String>,
+}
+
+impl Sources<'_> {
+    fn origin_of_flag(&self, flag: &'static str) -> String {
+        if self.origins.from_env.contains(flag) {
+            format!(
+                "FASTTRACK_{}",
+                flag.trim_start_matches("--")
+                    .replace('-', "_")
+                    .to_uppercase()
+            )
+        } else {
+            flag.to_string()
+        }
+    }
+
+    fn origin_of_key(&self, key: &str) -> String {
+        match &self.file_name {
+            Some(f) => format!("{key} in {f}"),
+            None => key.to_string(),
+        }
+    }
+
+    /// flag (or env, merged by clap) > file > none.
+    fn pick<T>(
+        &self,
+        flag: &'static str,
+        from_cli: Option<T>,
+        from_file: Option<T>,
+    ) -> Option<Setting<T>> {
+        if let Some(value) = from_cli {
+            return Some(Setting {
+                value,
+                origin: self.origin_of_flag(flag),
+            });
+        }
+        from_file.map(|value| Setting {
+            value,
+            origin: self.origin_of_key(flag.trim_start_matches("--")),
+        })
+    }
+}
+
+impl Config {
+    /// Builds and validates the configuration for `cli`. Every failure is a [`ConfigError`].
+    pub fn load(cli: &Cli, origins: &Origins) -> anyhow::Result<Config> {
+        let (file, config_file) = read_config_file(cli.config.as_deref())?;
+        let watch_args = match &cli.command {
+            crate::cli::Command::Watch(w) => Some(w),
+            _ => None,
+        };
+        Self::from_parts(
+            &cli.common,
+            watch_args,
+            file,
+            config_file,
+            origins,
+            system_hostname,
+        )
+    }
+
+    fn from_parts(
+        common: &CommonArgs,
+        watch: Option<&WatchArgs>,
+        file: FileConfig,
+        config_file: Option<PathBuf>,
+        origins: &Origins,
+        hostname: fn() -> Option<String>,
+    ) -> anyhow::Result<Config> {
+        let src = Sources {
+            origins,
+            file_name: config_file.as_ref().map(|p| p.display().to_string()),
+            file,
+        };
+        let f = &src.file;
+
+        let log = absolute_path(
+            src.pick("--log", common.log.clone(), f.log.clone()),
+            DEFAULT_LOG,
+        )?;
+        if log.file_name().and_then(|n| n.to_str()).is_none() {
+            return Err(config_error(format!(
+                "--log {} must name a file with a UTF-8 name",
+                log.display()
+            )));
+        }
+
+        let dest = match src.pick("--dest", common.dest.clone(), f.dest.clone()) {
+            Some(s) => Some(
+                DestUrl::parse(s.value.trim())
+                    .map_err(|e| config_error(format!("{} (from {})", e, s.origin)))?,
+            ),
+            None => None,
+        };
+
+        let host = match src.pick("--host", common.host.clone(), f.host.clone()) {
+            Some(s) => validate_host(&s.value)
+                .map_err(|e| config_error(format!("{e} (from {})", s.origin)))?,
+            None => {
+                let name = hostname().ok_or_else(|| {
+                    config_error("cannot read the system hostname; set --host or FASTTRACK_HOST")
+                })?;
+                validate_host(&name).map_err(|e| {
+                    config_error(format!(
+                        "{e} (the system hostname); set --host or FASTTRACK_HOST"
+                    ))
+                })?
+            }
+        };
+
+        let state_dir = absolute_path(
+            src.pick("--state-dir", common.state_dir.clone(), f.state_dir.clone()),
+            DEFAULT_STATE_DIR,
+        )?;
+        let log_file = absolute_path(
+            src.pick("--log-file", common.log_file.clone(), f.log_file.clone()),
+            DEFAULT_LOG_FILE,
+        )?;
+
+        let reopen = ReopenConfig {
+            method: src
+                .pick("--reopen", common.reopen, f.reopen)
+                .map_or(ReopenMethod::Auto, |s| s.value),
+            control_socket: src
+                .pick(
+                    "--control-socket",
+                    common.control_socket.clone(),
+                    f.control_socket.clone(),
+                )
+                .map(|s| absolute_path(Some(s), "").map(Some))
+                .unwrap_or(Ok(None))?,
+            pidfile: src
+                .pick("--pidfile", common.pidfile.clone(), f.pidfile.clone())
+                .map(|s| absolute_path(Some(s), "").map(Some))
+                .unwrap_or(Ok(None))?,
+        };
+
+        let keep = integer(
+            src.pick("--keep", common.keep.clone(), f.keep.map(|n| n.to_string())),
+            DEFAULT_KEEP as i64,
+            0..=1_000_000,
+            "a number of files, 0 or more",
+        )? as usize;
+        let compression_level = integer(
+            src.pick(
+                "--compression-level",
+                common.compression_level.clone(),
+                f.compression_level.map(|n| n.to_string()),
+            ),
+            DEFAULT_LEVEL as i64,
+            1..=9,
+            "a gzip level from 1 (fastest) to 9 (smallest)",
+        )? as u32;
+
+        let close_timeout = duration(
+            src.pick(
+                "--close-timeout",
+                common.close_timeout.clone(),
+                f.close_timeout.clone(),
+            ),
+            DEFAULT_CLOSE_TIMEOUT,
+        )?;
+        let quiet = duration(
+            src.pick(
+                "--quiet",
+                watch.and_then(|w| w.quiet.clone()),
+                f.quiet.clone(),
+            ),
+            DEFAULT_QUIET,
+        )?;
+        let max_wait = duration(
+            src.pick(
+                "--max-wait",
+                watch.and_then(|w| w.max_wait.clone()),
+                f.max_wait.clone(),
+            ),
+            DEFAULT_MAX_WAIT,
+        )?;
+
+        Ok(Config {
+            log,
+            dest,
+            host,
+            state_dir,
+            reopen,
+            keep,
+            log_file,
+            compression_level,
+            close_timeout,
+            quiet,
+            max_wait,
+            config_file,
+        })
+    }
+
+    /// The destination, which every command that ships needs.
+    pub fn require_dest(&self) -> anyhow::Result<&DestUrl> {
+        self.dest.as_ref().ok_or_else(|| {
+            config_error(format!(
+                "no destination configured: set --dest file:///DIR, FASTTRACK_DEST, or dest in {}",
+                self.config_file
+                    .as_deref()
+                    .unwrap_or(Path::new(DEFAULT_CONFIG))
+                    .display()
+            ))
+        })
+    }
+
+    /// The log's file name, e.g. `docker.log` (validated as UTF-8 in `load`).
+    pub fn log_name(&self) -> &str {
+        self.log
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("docker.log")
+    }
+
+    /// The directory that holds the log and its rotated files.
+    pub fn log_dir(&self) -> &Path {
+        self.log.parent().unwrap_or(Path::new("/"))
+    }
+}
+
+fn read_config_file(explicit: Option<&Path>) -> anyhow::Result<(FileConfig, Option<PathBuf>)> {
+    let path = explicit.unwrap_or(Path::new(DEFAULT_CONFIG));
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+            return Ok((FileConfig::default(), None));
+        }
+        Err(e) => {
+            return Err(config_error(format!(
+                "cannot read config file {}: {e}{}",
+                path.display(),
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    "; create it or fix --config / FASTTRACK_CONFIG"
+                } else {
+                    ""
+                }
+            )))
+        }
+    };
+    let file: FileConfig = toml::from_str(&text).map_err(|e| {
+        config_error(format!(
+            "config file {} is not valid: {}",
+            path.display(),
+            e.to_string().trim_end()
+        ))
+    })?;
+    Ok((file, Some(path.to_path_buf())))
+}
+
+fn absolute_path(setting: Option<Setting<PathBuf>>, default: &str) -> anyhow::Result<PathBuf> {
+    let Some(setting) = setting else {
+        return Ok(PathBuf::from(default));
+    };
+    if setting.value.as_os_str().is_empty() {
+        return Err(config_error(format!("{} is empty", setting.origin)));
+    }
+    std::path::absolute(&setting.value).map_err(|e| {
+        config_error(format!(
+            "{} {}: {e}",
+            setting.origin,
+            setting.value.display()
+        ))
+    })
+}
+
+fn integer(
+    setting: Option<Setting<String>>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    what: &str,
+) -> anyhow::Result<i64> {
+    let Some(s) = setting else {
+        return Ok(default);
+    };
+    match s.value.trim().parse::<i64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(config_error(format!(
+            "{} {:?} is not valid: expected {what}",
+            s.origin, s.value
+        ))),
+    }
+}
+
+fn duration(setting: Option<Setting<String>>, default: Duration) -> anyhow::Result<Duration> {
+    let Some(s) = setting else {
+        return Ok(default);
+    };
+    match humantime::parse_duration(s.value.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(config_error(format!(
+            "{} {:?} must be longer than zero",
+            s.origin, s.value
+        ))),
+        Err(e) => Err(config_error(format!(
+            "{} {:?} is not a duration ({e}); write e.g. 500ms, 30s, 10m",
+            s.origin, s.value
+        ))),
+    }
+}
+
+fn validate_host(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "host name {name:?} cannot be used in object keys: use letters, digits, '.', '-' and '_'"
+        ))
+    }
+}
+
+fn system_hostname() -> Option<String> {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Option<String> {
+        Some("sysname".into())
+    }
+
+    fn load(
+        common: CommonArgs,
+        watch: Option<WatchArgs>,
+        file: &str,
+        env: &[&'static str],
+    ) -> anyhow::Result<Config> {
+        let file: FileConfig = toml::from_str(file).unwrap();
+        let origins = Origins {
+            from_env: env.iter().map(|s| s.to_string()).collect(),
+        };
+        Config::from_parts(
+            &common,
+            watch.as_ref(),
+            file,
+            Some(PathBuf::from("/etc/fasttrack/fasttrack.toml")),
+            &origins,
+            host,
+        )
+    }
+
+    fn err(result: anyhow::Result<Config>) -> String {
+        let e = result.unwrap_err();
+        assert!(
+            e.downcast_ref::<ConfigError>().is_some(),
+            "not a ConfigError: {e:#}"
+        );
+        e.to_string()
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let c = load(CommonArgs::default(), None, "", &[]).unwrap();
+        assert_eq!(c.log, PathBuf::from("/var/log/docker.log"));
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/fasttrack"));
+        assert_eq!(c.host, "sysname");
+        assert_eq!(c.keep, 10);
+        assert_eq!(c.compression_level, 6);
+        assert_eq!(c.quiet, Duration::from_secs(30));
+        assert_eq!(c.max_wait, Duration::from_secs(600));
+        assert_eq!(c.reopen.method, ReopenMethod::Auto);
+        assert_eq!(c.dest, None);
+        assert!(
+            err(Ok(c.clone()).and_then(|c| c.require_dest().cloned().map(|_| c)))
+                .contains("--dest")
+        );
+    }
+
+    #[test]
+    fn flag_beats_file_and_file_beats_default() {
+        let file = r#"
+            log = "/srv/file.log"
+            keep = 3
+            quiet = "5s"
+            host = "fromfile"
+            dest = "file:///srv/out/"
+        "#;
+        let common = CommonArgs {
+            log: Some("/srv/flag.log".into()),
+            ..Default::default()
+        };
+        let watch = WatchArgs {
+            quiet: Some("500ms".into()),
+            max_wait: None,
+        };
+        let c = load(common, Some(watch), file, &[]).unwrap();
+        assert_eq!(c.log, PathBuf::from("/srv/flag.log"));
+        assert_eq!(c.keep, 3);
+        assert_eq!(c.quiet, Duration::from_millis(500));
+        assert_eq!(c.max_wait, Duration::from_secs(600));
+        assert_eq!(c.host, "fromfile");
+        assert_eq!(
+            c.dest,
+            Some(DestUrl::File {
+                root: "/srv/out".into()
+            })
+        );
+    }
+
+    #[test]
+    fn errors_name_the_setting_and_where_it_came_from() {
+        let bad_keep = CommonArgs {
+            keep: Some("ten".into()),
+            ..Default::default()
+        };
+        let e = err(load(bad_keep, None, "", &[]));
+        assert!(e.contains("--keep") && e.contains("\"ten\""), "{e}");
+
+        let bad_env = CommonArgs {
+            close_timeout: Some("soon".into()),
+            ..Default::default()
+        };
+        let e = err(load(bad_env, None, "", &["--close-timeout"]));
+        assert!(
+            e.contains("FASTTRACK_CLOSE_TIMEOUT") && e.contains("30s"),
+            "{e}"
+        );
+
+        let e = err(load(CommonArgs::default(), None, "quiet = \"0s\"", &[]));
+        assert!(e.contains("quiet in /etc/fasttrack/fasttrack.toml"), "{e}");
+
+        let e = err(load(
+            CommonArgs::default(),
+            None,
+            "compression-level = 12",
+            &[],
+        ));
+        assert!(
+            e.contains("compression-level") && e.contains("1 (fastest)"),
+            "{e}"
+        );
+
+        let e = err(load(
+            CommonArgs::default(),
+            None,
+            "dest = \"file://relative\"",
+            &[],
+        ));
+        assert!(e.contains("three slashes"), "{e}");
+
+        let e = err(load(CommonArgs::default(), None, "dest = \"ftp://x\"", &[]));
+        assert!(e.contains("file:///DIR"), "{e}");
+
+        let e = err(load(CommonArgs::default(), None, "host = \"a/b\"", &[]));
+        assert!(e.contains("\"a/b\""), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_rejected_by_name() {
+        let e = toml::from_str::<FileConfig>("quite = \"5s\"").unwrap_err();
+        assert!(e.to_string().contains("quite"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error_and_a_missing_default_is_not() {
+        let e = read_config_file(Some(Path::new("/nonexistent/fasttrack.toml"))).unwrap_err();
+        assert!(e.downcast_ref::<ConfigError>().is_some());
+        assert!(e.to_string().contains("/nonexistent/fasttrack.toml"));
+    }
+
+    #[test]
+    fn relative_paths_are_made_absolute() {
+        let common = CommonArgs {
+            state_dir: Some("state".into()),
+            ..Default::default()
+        };
+        let c = load(common, None, "", &[]).unwrap();
+        assert!(c.state_dir.is_absolute());
+        assert!(c.state_dir.ends_with("state"));
+    }
+}

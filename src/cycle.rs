@@ -1,0 +1,135 @@
+//! One fast-track cycle under the state lock, shared by `watch`, `rotate` and `upload`:
+//! finish what an earlier run left, optionally rotate, compress, ship, prune.
+
+use crate::config::Config;
+use crate::dest;
+use crate::exit::Outcome;
+use crate::reopen::Reopener;
+use crate::rotate::rotate_log;
+use crate::spool::{apply_keep, compress, finish_local, ship_pending, Spool};
+use crate::state::{now_rfc3339, ErrorRecord, RotationRecord, StateDir, StateLock};
+use anyhow::Result;
+use std::sync::atomic::AtomicBool;
+use tracing::{error, info};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Rotate the live log, then ship everything pending.
+    Rotate,
+    /// Only finish and ship what is pending.
+    Upload,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The rotated file's name, when a rotation happened.
+    pub rotated: Option<String>,
+    pub shipped: Vec<String>,
+    pub pending: Vec<String>,
+    pub ship_error: Option<String>,
+}
+
+impl Report {
+    pub fn outcome(&self) -> Outcome {
+        if self.pending.is_empty() {
+            Outcome::Done
+        } else {
+            Outcome::Pending
+        }
+    }
+}
+
+/// Runs one cycle; errors and shipping failures are recorded as the state's last error.
+pub fn run(config: &Config, mode: Mode, cancel: &AtomicBool) -> Result<Report> {
+    let dest_url = config.require_dest()?;
+    let destination = dest::open(dest_url);
+    let state_dir = StateDir::open(&config.state_dir)?;
+    let lock = state_dir.lock(|holder| match holder {
+        Some(pid) => info!("waiting for the lock held by fasttrack pid {pid}"),
+        None => info!("waiting for the lock"),
+    })?;
+    let result = run_locked(
+        config,
+        mode,
+        destination.as_ref(),
+        &state_dir,
+        &lock,
+        cancel,
+    );
+    let failure = match &result {
+        Err(e) => Some(format!("{e:#}")),
+        Ok(report) => report.ship_error.clone(),
+    };
+    if let Some(message) = failure {
+        if let Err(e) = &result {
+            error!("{e:#}");
+        }
+        let recorded = state_dir.update(&lock, |s| {
+            s.last_error = Some(ErrorRecord {
+                at: now_rfc3339(),
+                message,
+            })
+        });
+        if let Err(e) = recorded {
+            error!("cannot record the last error: {e:#}");
+        }
+    }
+    result
+}
+
+fn run_locked(
+    config: &Config,
+    mode: Mode,
+    destination: &dyn dest::Destination,
+    state_dir: &StateDir,
+    lock: &StateLock,
+    cancel: &AtomicBool,
+) -> Result<Report> {
+    let reopener = Reopener::new(&config.reopen);
+    let mut report = Report::default();
+
+    // Whatever an interrupted run left behind is finished first.
+    finish_local(config, &reopener, cancel)?;
+
+    if mode == Mode::Rotate {
+        let largest = Spool::scan(config)?.largest_suffix();
+        if let Some(rotation) = rotate_log(config, state_dir, lock, &reopener, largest, cancel)? {
+            info!(
+                "rotated {} -> {} ({} bytes; reopen via {}; {}; {} ms)",
+                config.log.display(),
+                rotation.path.display(),
+                rotation.bytes,
+                rotation
+                    .via
+                    .map_or_else(|| "none".to_string(), |v| v.to_string()),
+                match rotation.closed {
+                    None => "no writer waited for".to_string(),
+                    Some(c) => format!("closed: {c:?}"),
+                },
+                rotation.millis
+            );
+            compress(config, rotation.name.suffix, cancel)?;
+            let file = rotation.name.to_string();
+            state_dir.update(lock, |s| {
+                s.last_rotation = Some(RotationRecord {
+                    at: now_rfc3339(),
+                    file: file.clone(),
+                    bytes: rotation.bytes,
+                })
+            })?;
+            report.rotated = Some(file);
+        } else {
+            info!(
+                "{} is missing or empty: nothing to rotate",
+                config.log.display()
+            );
+        }
+    }
+
+    let shipped = ship_pending(config, destination, state_dir, lock)?;
+    report.shipped = shipped.shipped;
+    report.pending = shipped.pending;
+    report.ship_error = shipped.error;
+    apply_keep(config, state_dir, lock)?;
+    Ok(report)
+}

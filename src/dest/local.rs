@@ -1,0 +1,152 @@
+//! `file:///DIR`: objects are files under DIR, written to a temporary name, fsynced and
+//! renamed into place, so a reader never sees a partial object.
+
+use super::{Destination, Shipped};
+use crate::fsutil::{fsync_dir, rename_noreplace};
+use crate::naming::ObjectKey;
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+pub struct LocalDir {
+    root: PathBuf,
+}
+
+impl LocalDir {
+    pub fn new(root: &Path) -> Self {
+        LocalDir {
+            root: root.to_path_buf(),
+        }
+    }
+}
+
+impl Destination for LocalDir {
+    fn ship(&self, key: &ObjectKey, file: &Path) -> Result<Shipped> {
+        if !self.root.is_dir() {
+            bail!(
+                "destination directory {} does not exist; create it (or mount it) or fix --dest",
+                self.root.display()
+            );
+        }
+        let target = self.root.join(key.as_str());
+        let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+        let bytes = std::fs::metadata(file)
+            .with_context(|| format!("cannot stat {}", file.display()))?
+            .len();
+
+        if target.exists() {
+            return if same_contents(file, &target)? {
+                Ok(Shipped::AlreadyThere { bytes })
+            } else {
+                bail!(
+                    "{} already exists with different contents; fasttrack never overwrites a shipped log: \
+                     move it away, or check that no two hosts ship under the same --host",
+                    target.display()
+                )
+            };
+        }
+
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.part-{}", std::process::id()));
+        let copy = (|| -> Result<()> {
+            std::fs::copy(file, &tmp)
+                .with_context(|| format!("cannot copy {} to {}", file.display(), tmp.display()))?;
+            File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("cannot fsync {}", tmp.display()))?;
+            rename_noreplace(&tmp, &target)?;
+            fsync_dir(&dir)
+        })();
+        if let Err(e) = copy {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(Shipped::Written { bytes })
+    }
+}
+
+fn same_contents(a: &Path, b: &Path) -> Result<bool> {
+    let open = |p: &Path| File::open(p).with_context(|| format!("cannot open {}", p.display()));
+    let (fa, fb) = (open(a)?, open(b)?);
+    if fa.metadata()?.len() != fb.metadata()?.len() {
+        return Ok(false);
+    }
+    let (mut ra, mut rb) = (BufReader::new(fa), BufReader::new(fb));
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let n = ra.read(&mut ba)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        rb.read_exact(&mut bb[..n])?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ships_once_and_a_retry_is_recognised() {
+        let src_dir = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let file = src_dir.path().join("docker.log-9.gz");
+        std::fs::write(&file, b"gzip bytes").unwrap();
+        let dest = LocalDir::new(out.path());
+        let key = ObjectKey::new("", "web1", "docker.log-9.gz");
+        assert_eq!(
+            dest.ship(&key, &file).unwrap(),
+            Shipped::Written { bytes: 10 }
+        );
+        assert_eq!(
+            dest.ship(&key, &file).unwrap(),
+            Shipped::AlreadyThere { bytes: 10 }
+        );
+        assert_eq!(
+            std::fs::read(out.path().join("web1/docker.log-9.gz")).unwrap(),
+            b"gzip bytes"
+        );
+        assert_eq!(
+            std::fs::read_dir(out.path().join("web1")).unwrap().count(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_different_object_under_the_same_key_is_never_overwritten() {
+        let src_dir = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let file = src_dir.path().join("docker.log-9.gz");
+        std::fs::write(&file, b"ours").unwrap();
+        std::fs::create_dir(out.path().join("web1")).unwrap();
+        std::fs::write(out.path().join("web1/docker.log-9.gz"), b"theirs").unwrap();
+        let e = LocalDir::new(out.path())
+            .ship(&ObjectKey::new("", "web1", "docker.log-9.gz"), &file)
+            .unwrap_err();
+        assert!(e.to_string().contains("never overwrites"), "{e}");
+        assert_eq!(
+            std::fs::read(out.path().join("web1/docker.log-9.gz")).unwrap(),
+            b"theirs"
+        );
+    }
+
+    #[test]
+    fn a_missing_root_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let e = LocalDir::new(&dir.path().join("nope"))
+            .ship(&ObjectKey::new("", "h", "f"), &file)
+            .unwrap_err();
+        assert!(e.to_string().contains("fix --dest"), "{e}");
+    }
+}

@@ -1,0 +1,133 @@
+//! fasttrack: fast-track server errors from syslog-ng to a destination.
+//!
+//! `main` calls [`main_entry`]; everything else is reached from [`run`] with a validated
+//! [`config::Config`].
+
+pub mod cli;
+pub mod closewait;
+pub mod compress;
+pub mod config;
+pub mod cycle;
+pub mod debounce;
+pub mod dest;
+pub mod exit;
+pub mod fsutil;
+pub mod logging;
+pub mod naming;
+pub mod reopen;
+pub mod rotate;
+pub mod spool;
+pub mod state;
+pub mod status;
+pub mod watch;
+
+use anyhow::Result;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use cli::{Cli, Command};
+use config::{Config, ConfigError, Origins};
+use exit::Outcome;
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+
+/// Parses `args`, runs the command and maps the outcome to the documented exit codes.
+pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let is_watch = args.iter().skip(1).any(|a| a == "watch");
+    let matches = match Cli::command().try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            let code = e.exit_code();
+            if code != 0 && is_watch {
+                watch::hold_before_failing();
+            }
+            return ExitCode::from(if code == 0 { exit::OK } else { exit::USAGE });
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let origins = origins(&matches);
+    let is_watch = matches!(cli.command, Command::Watch(_));
+    match run(cli, &origins) {
+        Ok(outcome) => outcome.exit_code(),
+        Err(e) => {
+            eprintln!("fasttrack: {e:#}");
+            tracing::error!("{e:#}");
+            let usage = e.downcast_ref::<ConfigError>().is_some();
+            if is_watch {
+                watch::hold_before_failing();
+            }
+            ExitCode::from(if usage { exit::USAGE } else { exit::ERROR })
+        }
+    }
+}
+
+/// Runs one command with the configuration built from `cli`.
+pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
+    let config = Config::load(&cli, origins)?;
+    match cli.command {
+        Command::Status => status::run(&config),
+        Command::Watch(_) => {
+            config.require_dest()?;
+            logging::init(Some(&config.log_file));
+            watch::run(config)
+        }
+        Command::Rotate | Command::Upload => {
+            config.require_dest()?;
+            logging::init(Some(&config.log_file));
+            let mode = match cli.command {
+                Command::Rotate => cycle::Mode::Rotate,
+                _ => cycle::Mode::Upload,
+            };
+            let report = cycle::run(&config, mode, &AtomicBool::new(false))?;
+            match &report.rotated {
+                Some(name) => println!("rotated {} -> {name}.gz", config.log.display()),
+                None if mode == cycle::Mode::Rotate => {
+                    println!(
+                        "{} is missing or empty: nothing to rotate",
+                        config.log.display()
+                    )
+                }
+                None => {}
+            }
+            for name in &report.shipped {
+                println!("shipped {name}");
+            }
+            if let Some(error) = &report.ship_error {
+                eprintln!(
+                    "fasttrack: {} file(s) still pending ({}); {error}; run `fasttrack upload` once fixed \
+                     (`fasttrack watch` retries by itself)",
+                    report.pending.len(),
+                    report.pending.join(", ")
+                );
+            }
+            Ok(report.outcome())
+        }
+    }
+}
+
+/// Which options took their value from the environment, so errors name the variable.
+fn origins(matches: &ArgMatches) -> Origins {
+    let mut origins = Origins::default();
+    let mut collect = |m: &ArgMatches| {
+        for id in m.ids() {
+            if m.value_source(id.as_str()) == Some(ValueSource::EnvVariable) {
+                origins
+                    .from_env
+                    .insert(format!("--{}", id.as_str().replace('_', "-")));
+            }
+        }
+    };
+    collect(matches);
+    if let Some((_, sub)) = matches.subcommand() {
+        collect(sub);
+    }
+    origins
+}

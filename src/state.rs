@@ -1,0 +1,283 @@
+//! What fasttrack remembers between runs, in the state dir: the lock, `state.toml`
+//! (largest suffix used, what was shipped where, the last rotation and error) and the
+//! `incident` marker (5xx lines seen but not yet rotated, kept across restarts and kill -9).
+//!
+//! `state.toml` is only modified under the lock and always replaced atomically, so a
+//! reader without the lock (`status`) sees either the old or the new version.
+
+use crate::fsutil::atomic_write;
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+const STATE_FILE: &str = "state.toml";
+const LOCK_FILE: &str = "lock";
+const INCIDENT_FILE: &str = "incident";
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct State {
+    /// The largest suffix ever used for the log (files may since have been deleted by --keep).
+    pub last_suffix: Option<u64>,
+    pub last_rotation: Option<RotationRecord>,
+    pub last_error: Option<ErrorRecord>,
+    /// Rotated files shipped and still present locally, by file name.
+    #[serde(default)]
+    pub shipped: BTreeMap<String, ShippedRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RotationRecord {
+    pub at: String,
+    pub file: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ErrorRecord {
+    pub at: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ShippedRecord {
+    pub at: String,
+    pub dest: String,
+    pub key: String,
+    pub bytes: u64,
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The state directory; `open` creates it (0750) if needed and refuses anything odd.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// For writers: creates the directory if missing.
+    pub fn open(dir: &Path) -> Result<Self> {
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!(
+                "state dir {} is not a directory; remove it or fix --state-dir",
+                dir.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o750)
+                    .create(dir)
+                    .with_context(|| {
+                        format!(
+                            "cannot create state dir {}; create it or fix --state-dir",
+                            dir.display()
+                        )
+                    })?;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read state dir {}", dir.display()))
+            }
+        }
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// For readers (`status`): never creates anything.
+    pub fn existing(dir: &Path) -> Self {
+        StateDir {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes the exclusive lock, waiting for another fasttrack to finish its rotation.
+    /// `on_wait` is called once if the lock is busy (with the holder's pid when known).
+    pub fn lock(&self, on_wait: impl FnOnce(Option<u32>)) -> Result<StateLock> {
+        let path = self.dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o640)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((file, Errno::EWOULDBLOCK)) => {
+                on_wait(read_pid(&path));
+                Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| {
+                    anyhow::Error::from(std::io::Error::from(e))
+                        .context(format!("cannot lock {}", path.display()))
+                })?
+            }
+            Err((_, e)) => {
+                return Err(std::io::Error::from(e))
+                    .with_context(|| format!("cannot lock {}", path.display()))
+            }
+        };
+        // The holder's pid, for `status` and for whoever waits.
+        let write_pid = (|| {
+            lock.set_len(0)?;
+            lock.rewind()?;
+            writeln!(&mut *lock, "{}", std::process::id())
+        })();
+        write_pid.with_context(|| format!("cannot write lock file {}", path.display()))?;
+        Ok(StateLock { _lock: lock })
+    }
+
+    /// The pid holding the lock, if it is held right now.
+    pub fn lock_holder(&self) -> Option<u32> {
+        let path = self.dir.join(LOCK_FILE);
+        let file = File::open(&path).ok()?;
+        match Flock::lock(file, FlockArg::LockSharedNonblock) {
+            Ok(_) => None,
+            Err(_) => read_pid(&path),
+        }
+    }
+
+    /// Reads `state.toml` (an empty state if it does not exist yet).
+    pub fn load(&self) -> Result<State> {
+        let path = self.dir.join(STATE_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).with_context(|| {
+                format!(
+                    "state file {} is damaged; move it away (fasttrack rebuilds what it needs from the rotated files)",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read state file {}", path.display())),
+        }
+    }
+
+    /// Replaces `state.toml`; callers hold the lock (`_proof`).
+    pub fn save(&self, state: &State, _proof: &StateLock) -> Result<()> {
+        let text = toml::to_string(state).context("cannot serialise the state")?;
+        atomic_write(&self.dir.join(STATE_FILE), text.as_bytes())?;
+        let _ = std::fs::set_permissions(
+            self.dir.join(STATE_FILE),
+            std::fs::Permissions::from_mode(0o640),
+        );
+        Ok(())
+    }
+
+    /// Loads, changes and saves the state under the lock.
+    pub fn update(&self, lock: &StateLock, change: impl FnOnce(&mut State)) -> Result<State> {
+        let mut state = self.load()?;
+        change(&mut state);
+        self.save(&state, lock)?;
+        Ok(state)
+    }
+
+    /// The open incident marker: when the first unrotated 5xx line was seen.
+    pub fn incident(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.join(INCIDENT_FILE))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    pub fn mark_incident(&self, since: &str) -> Result<()> {
+        atomic_write(
+            &self.dir.join(INCIDENT_FILE),
+            format!("{since}\n").as_bytes(),
+        )
+    }
+
+    pub fn clear_incident(&self) -> Result<()> {
+        let path = self.dir.join(INCIDENT_FILE);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+        }
+    }
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    let mut s = String::new();
+    File::open(path).ok()?.read_to_string(&mut s).ok()?;
+    s.trim().parse().ok()
+}
+
+/// Held while rotating or shipping; released on drop (also by the kernel if we die).
+pub struct StateLock {
+    _lock: Flock<File>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_a_second_lock_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(&dir.path().join("state")).unwrap();
+        let lock = sd.lock(|_| panic!("free lock")).unwrap();
+        assert_eq!(sd.lock_holder(), Some(std::process::id()));
+        sd.update(&lock, |s| {
+            s.last_suffix = Some(42);
+            s.shipped.insert(
+                "docker.log-42.gz".into(),
+                ShippedRecord {
+                    at: now_rfc3339(),
+                    dest: "file:///x".into(),
+                    key: "h/docker.log-42.gz".into(),
+                    bytes: 7,
+                },
+            );
+        })
+        .unwrap();
+        let s = sd.load().unwrap();
+        assert_eq!(s.last_suffix, Some(42));
+        assert_eq!(s.shipped["docker.log-42.gz"].bytes, 7);
+
+        let sd2 = sd.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let _l = sd2.lock(|holder| tx.send(holder).unwrap()).unwrap();
+        });
+        assert_eq!(rx.recv().unwrap(), Some(std::process::id()));
+        drop(lock);
+        t.join().unwrap();
+        assert_eq!(sd.lock_holder(), None);
+    }
+
+    #[test]
+    fn state_dir_that_is_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, "").unwrap();
+        let e = StateDir::open(&f).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn incident_marker_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        assert_eq!(sd.incident(), None);
+        sd.mark_incident("2026-11-21T00:00:00Z").unwrap();
+        assert_eq!(sd.incident().as_deref(), Some("2026-11-21T00:00:00Z"));
+        sd.clear_incident().unwrap();
+        sd.clear_incident().unwrap();
+        assert_eq!(sd.incident(), None);
+    }
+}

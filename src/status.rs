@@ -1,0 +1,166 @@
+//! `fasttrack status`: read-only report of the log, the rotated files and their state, the
+//! lock holder, the open incident, the last rotation and the last error. It never changes
+//! anything (safe for monitoring, as any user who can read the state dir); it exits 3 when
+//! something is waiting to be shipped, like `rotate`, so that a check can alert on it.
+
+use crate::config::Config;
+use crate::exit::Outcome;
+use crate::naming::{RotatedName, Stage};
+use crate::spool::Spool;
+use crate::state::StateDir;
+use anyhow::Result;
+use std::os::unix::fs::MetadataExt;
+
+pub fn run(config: &Config) -> Result<Outcome> {
+    let text = render(config)?;
+    print!("{}", text.report);
+    Ok(if text.pending > 0 {
+        Outcome::Pending
+    } else {
+        Outcome::Done
+    })
+}
+
+pub struct StatusText {
+    pub report: String,
+    pub pending: usize,
+}
+
+pub fn render(config: &Config) -> Result<StatusText> {
+    let mut out = String::new();
+    let line = |out: &mut String, label: &str, value: String| {
+        out.push_str(&format!("{label:<15}{value}\n"))
+    };
+
+    line(
+        &mut out,
+        "log",
+        match std::fs::symlink_metadata(&config.log) {
+            Ok(m) if m.is_file() => format!(
+                "{} ({} bytes, modified {})",
+                config.log.display(),
+                m.len(),
+                unix_to_rfc3339(m.mtime())
+            ),
+            Ok(_) => format!(
+                "{} (NOT a regular file: it will not be rotated)",
+                config.log.display()
+            ),
+            Err(e) => format!("{} ({e})", config.log.display()),
+        },
+    );
+    line(
+        &mut out,
+        "destination",
+        match &config.dest {
+            Some(d) => format!("{d} (host {})", config.host),
+            None => "not configured (set --dest)".to_string(),
+        },
+    );
+    let state_dir = StateDir::existing(&config.state_dir);
+    let state_exists = config.state_dir.is_dir();
+    let state = if state_exists {
+        state_dir.load()?
+    } else {
+        Default::default()
+    };
+    line(
+        &mut out,
+        "state dir",
+        if !state_exists {
+            format!("{} (not created yet)", config.state_dir.display())
+        } else {
+            match state_dir.lock_holder() {
+                Some(pid) => format!(
+                    "{} (locked by pid {pid}: rotating or shipping)",
+                    config.state_dir.display()
+                ),
+                None => format!("{} (idle)", config.state_dir.display()),
+            }
+        },
+    );
+    line(
+        &mut out,
+        "incident",
+        match state_dir.incident() {
+            Some(since) => format!("open since {since}: fast-tracked after the next quiet period"),
+            None => "none open".to_string(),
+        },
+    );
+
+    let spool = Spool::scan(config)?;
+    let mut pending = 0;
+    let mut files = String::new();
+    for (&suffix, group) in &spool.groups {
+        let name = |stage| RotatedName::new(config.log_name(), suffix, stage).to_string();
+        let size = |n: &str| {
+            std::fs::metadata(config.log_dir().join(n))
+                .map(|m| format!("{} bytes", m.len()))
+                .unwrap_or_default()
+        };
+        if group.compressed {
+            let gz = name(Stage::Compressed);
+            let what = match state.shipped.get(&gz) {
+                Some(rec) => format!("shipped {} to {} {}", rec.at, rec.dest, rec.key),
+                None => {
+                    pending += 1;
+                    "PENDING: compressed, not shipped yet".to_string()
+                }
+            };
+            files.push_str(&format!("  {gz:<34}{:<16}{what}\n", size(&gz)));
+        }
+        if group.plain {
+            let plain = name(Stage::Plain);
+            let what = if group.compressed {
+                "leftover of an interrupted compression (removed on the next run)"
+            } else {
+                pending += 1;
+                "PENDING: rotated, not compressed yet"
+            };
+            files.push_str(&format!("  {plain:<34}{:<16}{what}\n", size(&plain)));
+        }
+        if group.partial {
+            let part = name(Stage::Partial);
+            files.push_str(&format!(
+                "  {part:<34}{:<16}unfinished compression (redone on the next run)\n",
+                size(&part)
+            ));
+        }
+    }
+    line(
+        &mut out,
+        "rotated files",
+        if files.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{} ({pending} pending), oldest first:", spool.groups.len())
+        },
+    );
+    out.push_str(&files);
+    line(
+        &mut out,
+        "last rotation",
+        match &state.last_rotation {
+            Some(r) => format!("{} {} ({} bytes)", r.at, r.file, r.bytes),
+            None => "none recorded".to_string(),
+        },
+    );
+    line(
+        &mut out,
+        "last error",
+        match &state.last_error {
+            Some(e) => format!("{} {}", e.at, e.message),
+            None => "none recorded".to_string(),
+        },
+    );
+    Ok(StatusText {
+        report: out,
+        pending,
+    })
+}
+
+fn unix_to_rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| secs.to_string())
+}

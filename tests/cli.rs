@@ -1,0 +1,299 @@
+//! The command line contract: exit codes, configuration errors, status, --keep,
+//! refusing hostile files, suffixes when the clock goes back.
+
+use crate::util::*;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write_log(env: &TestEnv, from: u64, to: u64) {
+    let text: String = (from..to).map(|s| docker_line(s, 200)).collect();
+    std::fs::write(env.log(), text).unwrap();
+}
+
+#[test]
+fn bad_configuration_exits_2_and_names_the_setting() {
+    let env = TestEnv::new();
+    let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+        (
+            vec!["--quiet", "soon"],
+            None,
+            "--quiet \"soon\" is not a duration",
+        ),
+        (vec!["--keep=-1"], None, "--keep \"-1\" is not valid"),
+        (
+            vec!["--dest", "s3:/x"],
+            None,
+            "is not a URL fasttrack knows",
+        ),
+        (vec![], Some("quite = \"5s\"\n"), "unknown field `quite`"),
+        (vec![], Some("keep = \"many\"\n"), "keep"),
+    ];
+    for (args, file, expected) in cases {
+        std::fs::write(env.path().join("fasttrack.toml"), file.unwrap_or("")).unwrap();
+        let sub = if args.first() == Some(&"--quiet") {
+            "watch"
+        } else {
+            "rotate"
+        };
+        let out = env.run(sub, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} {file:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?} {file:?}: {}",
+            stderr(&out)
+        );
+    }
+    std::fs::write(env.path().join("fasttrack.toml"), "").unwrap();
+
+    // A value from the environment is named by its variable.
+    let out = env
+        .fasttrack("rotate", &[])
+        .env("FASTTRACK_COMPRESSION_LEVEL", "11")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("FASTTRACK_COMPRESSION_LEVEL \"11\""),
+        "{}",
+        stderr(&out)
+    );
+
+    // A missing explicit config file is an error that names it.
+    let out = std::process::Command::new(BIN)
+        .args(["rotate", "-c", "/nonexistent/fasttrack.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/fasttrack.toml"),
+        "{}",
+        stderr(&out)
+    );
+
+    // No destination anywhere.
+    let out = std::process::Command::new(BIN)
+        .args(["rotate", "-c"])
+        .arg(env.path().join("fasttrack.toml"))
+        .arg("--state-dir")
+        .arg(env.state())
+        .env_remove("FASTTRACK_DEST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no destination configured"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Usage errors are 2 as well, and nothing was touched.
+    let out = env.run("rotate", &["--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!env.state().exists());
+}
+
+#[test]
+fn config_file_values_apply_and_flags_win() {
+    let env = TestEnv::new();
+    write_log(&env, 0, 10);
+    let toml = format!(
+        "log = \"{}\"\nkeep = 0\ncompression-level = 9\nreopen = \"none\"\n",
+        env.path().join("elsewhere.log").display()
+    );
+    std::fs::write(env.path().join("fasttrack.toml"), toml).unwrap();
+    // --log from the command line beats the file's log; keep = 0 from the file applies.
+    let out = env.run("rotate", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(env.shipped().len(), 1);
+    let local_gz = std::fs::read_dir(env.logs_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".gz"))
+        .count();
+    assert_eq!(local_gz, 0, "keep = 0 removes the shipped local copy");
+}
+
+#[test]
+fn an_unreachable_destination_exits_3_keeps_the_file_and_upload_ships_it_later() {
+    let env = TestEnv::new();
+    write_log(&env, 0, 10);
+    let missing = env.path().join("not-mounted");
+    let dest = format!("file://{}", missing.display());
+    let out = env.run("rotate", &["--reopen", "none", "--dest", &dest]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not exist; create it"),
+        "{}",
+        stderr(&out)
+    );
+
+    let status = env.run("status", &["--dest", &dest]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("PENDING: compressed, not shipped yet"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last error") && text.contains("not-mounted"),
+        "{text}"
+    );
+
+    std::fs::create_dir(&missing).unwrap();
+    let out = env.run("upload", &["--reopen", "none", "--dest", &dest]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(missing.join(HOST)).unwrap().count(), 1);
+    let status = env.run("status", &["--dest", &dest]);
+    assert_eq!(status.status.code(), Some(0));
+}
+
+#[test]
+fn keep_prunes_only_shipped_files() {
+    let env = TestEnv::new();
+    for round in 0..4 {
+        write_log(&env, round * 10, round * 10 + 10);
+        let out = env.run("rotate", &["--reopen", "none", "--keep", "2"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    assert_eq!(env.shipped().len(), 4);
+    let mut local: Vec<String> = std::fs::read_dir(env.logs_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".gz"))
+        .collect();
+    local.sort();
+    let shipped: Vec<String> = env
+        .shipped()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(local, shipped[2..].to_vec());
+    assert_exactly_once_in_order(&env, 40);
+
+    // An unshipped file is never pruned, whatever --keep says.
+    write_log(&env, 40, 50);
+    let missing = format!("file://{}", env.path().join("gone").display());
+    let out = env.run(
+        "rotate",
+        &["--reopen", "none", "--keep", "0", "--dest", &missing],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let local: Vec<String> = std::fs::read_dir(env.logs_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".gz"))
+        .collect();
+    assert_eq!(
+        local.len(),
+        1,
+        "only the unshipped file is left\n{}",
+        env.dump()
+    );
+    assert!(!shipped.contains(&local[0]), "{}", env.dump());
+}
+
+#[test]
+fn suffixes_keep_increasing_when_mtimes_collide_or_go_back() {
+    let env = TestEnv::new();
+    for (round, date) in [
+        "2030-01-01 00:00:00",
+        "2030-01-01 00:00:00",
+        "2020-05-05",
+        "@0",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write_log(&env, round as u64 * 10, round as u64 * 10 + 10);
+        let touched = std::process::Command::new("touch")
+            .args(["-d", date])
+            .arg(env.log())
+            .status()
+            .unwrap();
+        assert!(touched.success());
+        let out = env.run("rotate", &["--reopen", "none"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let names: Vec<String> = env
+        .shipped()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "docker.log-1893456000.gz",
+            "docker.log-1893456001.gz",
+            "docker.log-1893456002.gz",
+            "docker.log-1893456003.gz"
+        ]
+    );
+    assert_exactly_once_in_order(&env, 40);
+}
+
+#[test]
+fn hostile_files_are_refused_and_never_followed() {
+    let env = TestEnv::new();
+    let target = env.path().join("precious");
+    std::fs::write(&target, "do not move me\n").unwrap();
+    std::os::unix::fs::symlink(&target, env.log()).unwrap();
+    let out = env.run("rotate", &["--reopen", "none"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("it is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "do not move me\n"
+    );
+    assert!(std::fs::symlink_metadata(env.log())
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    std::fs::remove_file(env.log()).unwrap();
+    std::fs::create_dir(env.log()).unwrap();
+    let out = env.run("rotate", &["--reopen", "none"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("it is a directory"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A state dir that is a file.
+    std::fs::remove_dir(env.log()).unwrap();
+    write_log(&env, 0, 1);
+    let not_a_dir = env.path().join("state-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let not_a_dir = not_a_dir.display().to_string();
+    let out = env.run("rotate", &["--reopen", "none", "--state-dir", &not_a_dir]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn status_reports_an_untouched_host_and_exits_0() {
+    let env = TestEnv::new();
+    let out = env.run("status", &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("not created yet"), "{text}");
+    assert!(text.contains("rotated files  none"), "{text}");
+    assert!(!env.state().exists(), "status never creates anything");
+}

@@ -1,0 +1,8 @@
+//! fasttrack's integration tests: one binary (`autotests = false`), real syslog-ng, the real
+//! `fasttrack` executable, temp dirs killed and removed on drop.
+
+mod util;
+
+mod cli;
+mod recovery;
+mod syslog;

@@ -1,0 +1,311 @@
+//! End to end against a real syslog-ng: the 5xx stream, rotations, reopen methods,
+//! kill -9 and reload of `watch`, exact accounting of every line.
+
+use crate::util::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// True when nothing is in flight: no open incident, nothing pending, lock free.
+fn settled(env: &TestEnv) -> bool {
+    if env.state().join("incident").exists() {
+        return false;
+    }
+    let out = env.run("status", &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    out.status.code() == Some(0) && text.contains("(idle)")
+}
+
+/// Sends normal traffic (and 5xx bursts every `burst_every` lines) from a thread until stopped.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    fn start(
+        sng: Arc<Mutex<SyslogNg>>,
+        first_seq: u64,
+        burst_every: u64,
+        pause: Duration,
+    ) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(first_seq));
+        let (s, n) = (stop.clone(), sent.clone());
+        let thread = std::thread::spawn(move || {
+            let mut seq = first_seq;
+            while !s.load(Ordering::Relaxed) {
+                let status = if burst_every > 0 && seq % burst_every < 5 {
+                    502
+                } else {
+                    200
+                };
+                sng.lock().unwrap().send(&docker_line(seq, status));
+                seq += 1;
+                n.store(seq, Ordering::Relaxed);
+                std::thread::sleep(pause);
+            }
+        });
+        Traffic {
+            stop,
+            sent,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops and returns the next sequence number (= lines sent so far).
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
+#[test]
+fn a_burst_then_quiet_ships_exactly_one_gz() {
+    let env = TestEnv::new();
+    let mut sng = SyslogNg::start(&env, Some(&["--quiet", "1s"]));
+    let mut seq = 0;
+    for i in 0..200 {
+        sng.send(&docker_line(seq, if i % 4 == 0 { 503 } else { 200 }));
+        seq += 1;
+    }
+    env.wait_for("the burst to be shipped", WAIT, || env.shipped().len() == 1);
+    // Normal traffic only from now on: no further fast-track.
+    for _ in 0..20 {
+        sng.send(&docker_line(seq, 200));
+        seq += 1;
+    }
+    env.wait_for("fasttrack to settle", WAIT, || settled(&env));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(env.shipped().len(), 1, "{}", env.dump());
+    assert_eq!(
+        seqs(&gunzip_lines(&env.shipped()[0])),
+        (0..200).collect::<Vec<_>>(),
+        "the shipped log holds the whole burst\n{}",
+        env.dump()
+    );
+    env.wait_for("the live log to hold the later lines", WAIT, || {
+        seqs(&env.all_lines()).len() as u64 == seq
+    });
+    assert_exactly_once_in_order(&env, seq);
+    // the local copy is kept (--keep 10) and is the same file
+    let name = env.shipped()[0].file_name().unwrap().to_owned();
+    assert_eq!(
+        std::fs::read(env.logs_dir().join(&name)).unwrap(),
+        std::fs::read(&env.shipped()[0]).unwrap()
+    );
+    let log = std::fs::read_to_string(env.log_file()).unwrap();
+    assert!(log.contains("reopen via control socket"), "{log}");
+}
+
+#[test]
+fn traffic_flowing_through_several_rotations_is_kept_exactly_once() {
+    let env = TestEnv::new();
+    let sng = Arc::new(Mutex::new(SyslogNg::start(
+        &env,
+        Some(&["--quiet", "300ms"]),
+    )));
+    // ~500 lines/s of normal traffic with a 5-line 5xx burst every 600 lines.
+    let traffic = Traffic::start(sng.clone(), 0, 600, Duration::from_millis(2));
+    env.wait_for("three rotations under traffic", WAIT, || {
+        env.shipped().len() >= 3
+    });
+    let sent = traffic.stop();
+    env.wait_for("fasttrack to settle", WAIT, || settled(&env));
+    env.wait_for("every line to be written", WAIT, || {
+        seqs(&env.all_lines()).len() as u64 >= sent
+    });
+    assert_exactly_once_in_order(&env, sent);
+}
+
+#[test]
+fn rotate_by_hand_while_watch_runs() {
+    let env = TestEnv::new();
+    let sng = Arc::new(Mutex::new(SyslogNg::start(&env, Some(&["--quiet", "1s"]))));
+    let traffic = Traffic::start(sng.clone(), 0, 400, Duration::from_millis(2));
+    let mut manual = 0;
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(300));
+        let out = env.run("rotate", &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "rotate: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            env.dump()
+        );
+        if String::from_utf8_lossy(&out.stdout).contains("rotated") {
+            manual += 1;
+        }
+    }
+    let sent = traffic.stop();
+    assert!(
+        manual >= 4,
+        "only {manual} manual rotations happened\n{}",
+        env.dump()
+    );
+    env.wait_for("fasttrack to settle", WAIT, || settled(&env));
+    env.wait_for("every line to be written", WAIT, || {
+        seqs(&env.all_lines()).len() as u64 >= sent
+    });
+    assert_exactly_once_in_order(&env, sent);
+}
+
+#[test]
+fn each_reopen_method_works_with_a_real_syslog_ng() {
+    let env = TestEnv::new();
+    let sng = Arc::new(Mutex::new(SyslogNg::start(&env, None)));
+    let traffic = Traffic::start(sng.clone(), 0, 0, Duration::from_millis(1));
+    for (method, shown) in [
+        ("socket", "control socket"),
+        ("ctl", "syslog-ng-ctl reopen"),
+        ("usr1", "SIGUSR1"),
+        ("hup", "SIGHUP"),
+        ("auto", "control socket"),
+    ] {
+        std::thread::sleep(Duration::from_millis(300));
+        let before = std::fs::read_to_string(env.log_file())
+            .unwrap_or_default()
+            .len();
+        let out = env.run("rotate", &["--reopen", method]);
+        let log = std::fs::read_to_string(env.log_file()).unwrap_or_default();
+        let new = &log[before..];
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "--reopen {method}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            env.dump()
+        );
+        assert!(
+            new.contains(&format!("reopen via {shown}")),
+            "--reopen {method}:\n{new}"
+        );
+        // syslog-ng let go of the file: seen, not guessed from a stable size.
+        assert!(
+            new.contains("closed: NoWriter") || new.contains("closed: CloseEvent"),
+            "--reopen {method}:\n{new}"
+        );
+    }
+    let sent = traffic.stop();
+    assert_eq!(env.shipped().len(), 5, "{}", env.dump());
+    env.wait_for("every line to be written", WAIT, || {
+        seqs(&env.all_lines()).len() as u64 >= sent
+    });
+    assert_exactly_once_in_order(&env, sent);
+}
+
+#[test]
+fn kill_9_of_watch_is_restarted_by_syslog_ng_and_nothing_is_lost() {
+    let env = TestEnv::new();
+    let sng = Arc::new(Mutex::new(SyslogNg::start(&env, Some(&["--quiet", "1s"]))));
+    let mut seq = 0;
+    // An incident is open (marker persisted) when watch is killed: the next one fast-tracks it.
+    {
+        let mut s = sng.lock().unwrap();
+        for _ in 0..20 {
+            s.send(&docker_line(seq, 500));
+            seq += 1;
+        }
+    }
+    env.wait_for("the incident to be persisted", WAIT, || {
+        env.state().join("incident").exists()
+    });
+    let first = sng.lock().unwrap().watch_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    env.wait_for("syslog-ng to restart watch", WAIT, || {
+        sng.lock().unwrap().watch_pid().is_some_and(|p| p != first)
+    });
+    env.wait_for("the killed watch's incident to be shipped", WAIT, || {
+        env.shipped().len() == 1
+    });
+
+    // More kills in the middle of traffic and rotations.
+    let traffic = Traffic::start(sng.clone(), seq, 300, Duration::from_millis(2));
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        if let Some(pid) = sng.lock().unwrap().watch_pid() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let sent = traffic.stop();
+    env.wait_for("a watch to be running", WAIT, || {
+        sng.lock().unwrap().watch_pid().is_some()
+    });
+    env.wait_for("fasttrack to settle", WAIT, || settled(&env));
+    env.wait_for("every line to be written", WAIT, || {
+        seqs(&env.all_lines()).len() as u64 >= sent
+    });
+    assert_exactly_once_in_order(&env, sent);
+    assert!(env.shipped().len() >= 2, "{}", env.dump());
+}
+
+#[test]
+fn reload_terminates_watch_and_the_next_one_fast_tracks_the_open_incident() {
+    let env = TestEnv::new();
+    let sng = SyslogNg::start(&env, Some(&["--quiet", "3s"]));
+    let mut sng = sng;
+    for seq in 0..10 {
+        sng.send(&docker_line(seq, 504));
+    }
+    env.wait_for("the incident to be persisted", WAIT, || {
+        env.state().join("incident").exists()
+    });
+    let first = sng.watch_pid().unwrap();
+    sng.ctl(&env, &["reload"]);
+    env.wait_for("a new watch after the reload", WAIT, || {
+        sng.watch_pid().is_some_and(|p| p != first)
+    });
+    env.wait_for("the incident to be shipped", WAIT, || {
+        env.shipped().len() == 1
+    });
+    env.wait_for("fasttrack to settle", WAIT, || settled(&env));
+    assert_exactly_once_in_order(&env, 10);
+    let log = std::fs::read_to_string(env.log_file()).unwrap();
+    // syslog-ng closes the pipe and SIGTERMs the process group; whichever comes first stops it.
+    assert!(
+        log.contains("SIGTERM: stopping") || log.contains("stdin closed by syslog-ng"),
+        "{log}"
+    );
+    assert!(log.contains("an incident is pending"), "{log}");
+    assert!(log.contains("resuming the incident"), "{log}");
+}
+
+#[test]
+fn a_crash_between_rename_and_reopen_is_completed_by_the_next_run() {
+    let env = TestEnv::new();
+    let sng = Arc::new(Mutex::new(SyslogNg::start(&env, None)));
+    let traffic = Traffic::start(sng.clone(), 0, 0, Duration::from_millis(1));
+    std::thread::sleep(Duration::from_millis(500));
+    // What a crash right after step 4 leaves: the log renamed, syslog-ng still writing into it.
+    std::fs::rename(env.log(), env.logs_dir().join("docker.log-1000")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = env.run("upload", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        env.dump()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = traffic.stop();
+    assert_eq!(env.shipped().len(), 1, "{}", env.dump());
+    assert!(!env.logs_dir().join("docker.log-1000").exists());
+    env.wait_for("every line to be written", WAIT, || {
+        seqs(&env.all_lines()).len() as u64 >= sent
+    });
+    assert_exactly_once_in_order(&env, sent);
+}

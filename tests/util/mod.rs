@@ -1,0 +1,240 @@
+//! Test fixtures: a temp environment with the paths fasttrack uses, a private syslog-ng,
+//! traffic helpers and the exact accounting of lines.
+
+#![allow(dead_code)]
+
+pub mod syslog_ng;
+
+use flate2::read::MultiGzDecoder;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use syslog_ng::SyslogNg;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_fasttrack");
+pub const HOST: &str = "testhost";
+
+/// A private directory holding everything one test touches.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("fasttrack-test-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        std::fs::create_dir(dir.path().join("logs")).unwrap();
+        std::fs::write(dir.path().join("fasttrack.toml"), "").unwrap();
+        TestEnv { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn log(&self) -> PathBuf {
+        self.path().join("logs/docker.log")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.path().join("logs")
+    }
+    pub fn out(&self) -> PathBuf {
+        self.path().join("out")
+    }
+    pub fn shipped_dir(&self) -> PathBuf {
+        self.out().join(HOST)
+    }
+    pub fn state(&self) -> PathBuf {
+        self.path().join("state")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.path().join("fasttrack.log")
+    }
+    pub fn ctl(&self) -> PathBuf {
+        self.path().join("syslog-ng.ctl")
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.path().join("syslog-ng.pid")
+    }
+
+    /// The options every fasttrack run of this test shares (a hermetic empty config file).
+    pub fn common_args(&self) -> Vec<String> {
+        vec![
+            "-c".into(),
+            self.path().join("fasttrack.toml").display().to_string(),
+            "--log".into(),
+            self.log().display().to_string(),
+            "--dest".into(),
+            format!("file://{}", self.out().display()),
+            "--state-dir".into(),
+            self.state().display().to_string(),
+            "--log-file".into(),
+            self.log_file().display().to_string(),
+            "--host".into(),
+            HOST.into(),
+            "--control-socket".into(),
+            self.ctl().display().to_string(),
+            "--pidfile".into(),
+            self.pidfile().display().to_string(),
+        ]
+    }
+
+    /// A `fasttrack` command with this env's options and no FASTTRACK_* from the outside.
+    pub fn fasttrack(&self, sub: &str, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("FASTTRACK_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.arg(sub).args(self.common_args()).args(extra);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, sub: &str, extra: &[&str]) -> Output {
+        self.fasttrack(sub, extra).output().expect("run fasttrack")
+    }
+
+    /// Everything a failing assertion needs to be understood.
+    pub fn dump(&self) -> String {
+        let mut s = String::new();
+        for dir in [self.logs_dir(), self.shipped_dir(), self.state()] {
+            s += &format!("--- {}:\n", dir.display());
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                let mut names: Vec<String> = entries
+                    .flatten()
+                    .map(|e| {
+                        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                        format!("  {} ({len} bytes)", e.file_name().to_string_lossy())
+                    })
+                    .collect();
+                names.sort();
+                s += &names.join("\n");
+                s += "\n";
+            }
+        }
+        s += "--- fasttrack.log:\n";
+        s += &std::fs::read_to_string(self.log_file()).unwrap_or_default();
+        s
+    }
+
+    /// Shipped objects in name order (= the order their lines were written).
+    pub fn shipped(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.shipped_dir())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "gz"));
+        files.sort_by_key(|p| suffix_of(p));
+        files
+    }
+
+    /// All lines of the shipped objects then the live log, in order.
+    pub fn all_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for f in self.shipped() {
+            lines.extend(gunzip_lines(&f));
+        }
+        if let Ok(text) = std::fs::read_to_string(self.log()) {
+            lines.extend(text.lines().map(str::to_string));
+        }
+        lines
+    }
+
+    /// Waits until `cond` holds, or panics with the dump.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            self.dump()
+        );
+    }
+}
+
+fn suffix_of(p: &Path) -> u64 {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("docker.log-"))
+        .and_then(|n| n.strip_suffix(".gz"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+pub fn gunzip_lines(path: &Path) -> Vec<String> {
+    let mut text = String::new();
+    MultiGzDecoder::new(std::fs::File::open(path).expect("open gz"))
+        .read_to_string(&mut text)
+        .unwrap_or_else(|e| panic!("{} is not valid gzip: {e}", path.display()));
+    text.lines().map(str::to_string).collect()
+}
+
+/// The sequence numbers (`seq=N`) found in `lines`, in order.
+pub fn seqs(lines: &[String]) -> Vec<u64> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let rest = &l[l.find("seq=")? + 4..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            rest[..end].parse().ok()
+        })
+        .collect()
+}
+
+/// Asserts that the lines sent, 0..sent, are each found exactly once, in order.
+pub fn assert_exactly_once_in_order(env: &TestEnv, sent: u64) {
+    let found = seqs(&env.all_lines());
+    let expected: Vec<u64> = (0..sent).collect();
+    if found != expected {
+        let mut seen = std::collections::HashMap::new();
+        for s in &found {
+            *seen.entry(*s).or_insert(0) += 1;
+        }
+        let missing: Vec<u64> = (0..sent)
+            .filter(|s| !seen.contains_key(s))
+            .take(20)
+            .collect();
+        let dups: Vec<u64> = seen
+            .iter()
+            .filter(|(_, &n)| n > 1)
+            .map(|(&s, _)| s)
+            .take(20)
+            .collect();
+        panic!(
+            "sent {sent} lines, found {} (missing {missing:?}, duplicated {dups:?}, in order: {})\n{}",
+            found.len(),
+            found.windows(2).all(|w| w[0] < w[1]),
+            env.dump()
+        );
+    }
+}
+
+/// A syslog line as Docker's syslog driver sends it over a local socket (no hostname).
+pub fn docker_line(seq: u64, status: u16) -> String {
+    format!(
+        "<14>Nov 21 12:00:00 docker/web-1[42]: GET /api/orders?seq={seq} HTTP/1.1\" {status} 17\n"
+    )
+}
+
+/// VmHWM (peak resident set) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
