@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 const POLL: Duration = Duration::from_millis(20);
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// How we learned that the file is final.
+/// How we learned that the file is final. Without evidence either way (no inotify event, /proc
+/// not readable), the file is taken as final once its size and mtime are stable; with evidence
+/// that it is still open for writing, it is never taken as final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Closed {
     /// inotify reported IN_CLOSE_WRITE.
@@ -98,6 +100,13 @@ pub fn wait_closed(
             return Ok(Closed::CloseEvent);
         }
         if Instant::now() >= deadline {
+            if writers == Some(true) {
+                // Compressing now would lose whatever is still written: leave it for a retry.
+                bail!(
+                    "{} is still open for writing after {timeout:?}; it stays uncompressed and is                      retried (check that syslog-ng reopened its files: `syslog-ng-ctl reopen`)",
+                    path.display()
+                );
+            }
             break;
         }
         std::thread::sleep(POLL);
@@ -233,6 +242,28 @@ mod tests {
             matches!(how, Closed::NoWriter | Closed::CloseEvent),
             "{how:?}"
         );
+    }
+
+    #[test]
+    fn a_file_still_open_for_writing_is_never_taken_as_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.log-1");
+        let _writer = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let id = FileId::of(&path).unwrap();
+        let e = wait_closed(
+            &path,
+            id,
+            None,
+            Some(std::process::id() as i32),
+            Duration::from_millis(100),
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("still open for writing"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG: &str = "/etc/fasttrack/fasttrack.toml";
 const DEFAULT_LOG: &str = "/var/log/docker.log";
 const DEFAULT_STATE_DIR: &str = "/var/lib/fasttrack";
-const DEFAULT_LOG_FILE: &str = "/var/log/fasttrack.log";
+pub const DEFAULT_LOG_FILE: &str = "/var/log/fasttrack.log";
 const DEFAULT_KEEP: usize = 10;
 const DEFAULT_LEVEL: u32 = 6;
 const DEFAULT_QUIET: Duration = Duration::from_secs(30);

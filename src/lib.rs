@@ -28,6 +28,7 @@ use cli::{Cli, Command};
 use config::{Config, ConfigError, Origins};
 use exit::Outcome;
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
@@ -41,6 +42,9 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             let _ = e.print();
             let code = e.exit_code();
             if code != 0 && is_watch {
+                // Under syslog-ng stderr is /dev/null: the log file is the only place to say it.
+                logging::init(Some(&log_file_from_args(&args)));
+                tracing::error!("cannot start `fasttrack watch`: {}", e.to_string().trim());
                 watch::hold_before_failing();
             }
             return ExitCode::from(if code == 0 { exit::OK } else { exit::USAGE });
@@ -55,10 +59,19 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let origins = origins(&matches);
     let is_watch = matches!(cli.command, Command::Watch(_));
+    let log_file = cli
+        .common
+        .log_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_LOG_FILE));
     match run(cli, &origins) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("fasttrack: {e:#}");
+            if is_watch {
+                // A no-op if logging already started; otherwise config errors reach the file too.
+                logging::init(Some(&log_file));
+            }
             tracing::error!("{e:#}");
             let usage = e.downcast_ref::<ConfigError>().is_some();
             if is_watch {
@@ -111,6 +124,24 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
             Ok(report.outcome())
         }
     }
+}
+
+/// `--log-file` as given on a command line that clap rejected (best effort), or the default.
+fn log_file_from_args(args: &[OsString]) -> PathBuf {
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let arg = arg.to_string_lossy();
+        if arg == "--log-file" {
+            if let Some(value) = it.next() {
+                return PathBuf::from(value);
+            }
+        } else if let Some(value) = arg.strip_prefix("--log-file=") {
+            return PathBuf::from(value);
+        }
+    }
+    std::env::var_os("FASTTRACK_LOG_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_LOG_FILE))
 }
 
 /// Which options took their value from the environment, so errors name the variable.

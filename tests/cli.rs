@@ -297,3 +297,19 @@ fn status_reports_an_untouched_host_and_exits_0() {
     assert!(text.contains("rotated files  none"), "{text}");
     assert!(!env.state().exists(), "status never creates anything");
 }
+
+#[test]
+fn watch_that_cannot_start_under_syslog_ng_logs_why_and_does_not_spin() {
+    // syslog-ng restarts a child that exits at once; with stdin a pipe, a failing watch keeps
+    // draining it for a while and writes the reason to its log file (stderr is /dev/null there).
+    let env = TestEnv::new();
+    let started = std::time::Instant::now();
+    let mut bad_value = env.spawn_watch(&["--quiet", "soon"]);
+    let mut bad_flag = env.spawn_watch(&["--no-such-flag"]);
+    assert_eq!(bad_value.wait().unwrap().code(), Some(2));
+    assert_eq!(bad_flag.wait().unwrap().code(), Some(2));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(5));
+    let log = std::fs::read_to_string(env.log_file()).unwrap();
+    assert!(log.contains("--quiet \"soon\" is not a duration"), "{log}");
+    assert!(log.contains("cannot start `fasttrack watch`"), "{log}");
+}

@@ -4,7 +4,6 @@
 use crate::util::*;
 use flate2::write::GzEncoder;
 use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 fn gz(bytes: &[u8]) -> Vec<u8> {
@@ -126,11 +125,7 @@ fn a_lost_state_dir_does_not_ship_twice_under_another_name() {
 fn hostile_stdin_still_rotates_with_bounded_memory() {
     let env = TestEnv::new();
     std::fs::write(env.log(), body(0, 100)).unwrap();
-    let mut child = env
-        .fasttrack("watch", &["--quiet", "500ms", "--reopen", "none"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = env.spawn_watch(&["--quiet", "500ms", "--reopen", "none"]);
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     // 100 MB without a newline, then NULs and invalid UTF-8.
@@ -162,11 +157,7 @@ fn hostile_stdin_still_rotates_with_bounded_memory() {
 fn sigterm_persists_the_open_incident_for_the_next_watch() {
     let env = TestEnv::new();
     std::fs::write(env.log(), body(0, 5)).unwrap();
-    let mut child = env
-        .fasttrack("watch", &["--quiet", "60s", "--reopen", "none"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = env.spawn_watch(&["--quiet", "60s", "--reopen", "none"]);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"GET / HTTP/1.1 500 1\n").unwrap();
     stdin.flush().unwrap();
@@ -183,11 +174,7 @@ fn sigterm_persists_the_open_incident_for_the_next_watch() {
     assert_eq!(env.shipped().len(), 0);
 
     // The next watch rotates after its own quiet period, without any new line.
-    let mut next = env
-        .fasttrack("watch", &["--quiet", "500ms", "--reopen", "none"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut next = env.spawn_watch(&["--quiet", "500ms", "--reopen", "none"]);
     env.wait_for(
         "the pending incident to be shipped",
         Duration::from_secs(30),

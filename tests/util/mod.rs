@@ -96,6 +96,16 @@ impl TestEnv {
         cmd
     }
 
+    /// `fasttrack watch` fed by a pipe the test writes to; its output goes to its log file.
+    pub fn spawn_watch(&self, extra: &[&str]) -> std::process::Child {
+        self.fasttrack("watch", extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn fasttrack watch")
+    }
+
     pub fn run(&self, sub: &str, extra: &[&str]) -> Output {
         self.fasttrack(sub, extra).output().expect("run fasttrack")
     }

@@ -126,6 +126,7 @@ impl SyslogNg {
             .args(args)
             .arg("-c")
             .arg(env.ctl())
+            .stdout(Stdio::null())
             .status()
             .expect("syslog-ng-ctl");
         assert!(status.success(), "syslog-ng-ctl {args:?} failed");
