@@ -44,7 +44,7 @@ pub fn run(config: &Config, mode: Mode, cancel: &AtomicBool) -> Result<Report> {
     let dest_url = config.require_dest()?;
     let destination = dest::open(dest_url);
     let state_dir = StateDir::open(&config.state_dir)?;
-    let lock = state_dir.lock(|holder| match holder {
+    let lock = state_dir.lock(cancel, |holder| match holder {
         Some(pid) => info!("waiting for the lock held by fasttrack pid {pid}"),
         None => info!("waiting for the lock"),
     })?;

@@ -15,10 +15,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const STATE_FILE: &str = "state.toml";
 const LOCK_FILE: &str = "lock";
 const INCIDENT_FILE: &str = "incident";
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -108,10 +110,15 @@ impl StateDir {
     }
 
     /// Takes the exclusive lock, waiting for another fasttrack to finish its rotation.
-    /// `on_wait` is called once if the lock is busy (with the holder's pid when known).
-    pub fn lock(&self, on_wait: impl FnOnce(Option<u32>)) -> Result<StateLock> {
+    /// `on_wait` is called once if the lock is busy (with the holder's pid when known); the
+    /// wait ends with an error when `cancel` is set (a stopping `watch` must not hang here).
+    pub fn lock(
+        &self,
+        cancel: &AtomicBool,
+        on_wait: impl FnOnce(Option<u32>),
+    ) -> Result<StateLock> {
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
@@ -119,18 +126,24 @@ impl StateDir {
             .mode(0o640)
             .open(&path)
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((file, Errno::EWOULDBLOCK)) => {
-                on_wait(read_pid(&path));
-                Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| {
-                    anyhow::Error::from(std::io::Error::from(e))
-                        .context(format!("cannot lock {}", path.display()))
-                })?
-            }
-            Err((_, e)) => {
-                return Err(std::io::Error::from(e))
-                    .with_context(|| format!("cannot lock {}", path.display()))
+        let mut on_wait = Some(on_wait);
+        let mut lock = loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => break lock,
+                Err((f, Errno::EWOULDBLOCK)) => {
+                    if let Some(notify) = on_wait.take() {
+                        notify(read_pid(&path));
+                    }
+                    if cancel.load(Ordering::Relaxed) {
+                        bail!("stopped while waiting for the lock {}", path.display());
+                    }
+                    std::thread::sleep(LOCK_POLL);
+                    file = f;
+                }
+                Err((_, e)) => {
+                    return Err(std::io::Error::from(e))
+                        .with_context(|| format!("cannot lock {}", path.display()))
+                }
             }
         };
         // The holder's pid, for `status` and for whoever waits.
@@ -230,7 +243,8 @@ mod tests {
     fn state_round_trips_and_a_second_lock_waits() {
         let dir = tempfile::tempdir().unwrap();
         let sd = StateDir::open(&dir.path().join("state")).unwrap();
-        let lock = sd.lock(|_| panic!("free lock")).unwrap();
+        let never = AtomicBool::new(false);
+        let lock = sd.lock(&never, |_| panic!("free lock")).unwrap();
         assert_eq!(sd.lock_holder(), Some(std::process::id()));
         sd.update(&lock, |s| {
             s.last_suffix = Some(42);
@@ -252,12 +266,19 @@ mod tests {
         let sd2 = sd.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let t = std::thread::spawn(move || {
-            let _l = sd2.lock(|holder| tx.send(holder).unwrap()).unwrap();
+            let _l = sd2
+                .lock(&AtomicBool::new(false), |holder| tx.send(holder).unwrap())
+                .unwrap();
         });
         assert_eq!(rx.recv().unwrap(), Some(std::process::id()));
         drop(lock);
         t.join().unwrap();
         assert_eq!(sd.lock_holder(), None);
+
+        // A stopping watch gives up waiting instead of hanging.
+        let _held = sd.lock(&never, |_| {}).unwrap();
+        let e = sd.lock(&AtomicBool::new(true), |_| {}).err().unwrap();
+        assert!(e.to_string().contains("stopped while waiting"), "{e}");
     }
 
     #[test]
