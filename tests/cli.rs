@@ -112,11 +112,7 @@ fn config_file_values_apply_and_flags_win() {
     let out = env.run("rotate", &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(env.shipped().len(), 1);
-    let local_gz = std::fs::read_dir(env.logs_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".gz"))
-        .count();
+    let local_gz = env.local_gz_names().len();
     assert_eq!(local_gz, 0, "keep = 0 removes the shipped local copy");
 }
 
@@ -163,19 +159,8 @@ fn keep_prunes_only_shipped_files() {
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
     assert_eq!(env.shipped().len(), 4);
-    let mut local: Vec<String> = std::fs::read_dir(env.logs_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".gz"))
-        .collect();
-    local.sort();
-    let shipped: Vec<String> = env
-        .shipped()
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(local, shipped[2..].to_vec());
+    let shipped = env.shipped_names();
+    assert_eq!(env.local_gz_names(), shipped[2..].to_vec());
     assert_exactly_once_in_order(&env, 40);
 
     // An unshipped file is never pruned, whatever --keep says.
@@ -186,12 +171,7 @@ fn keep_prunes_only_shipped_files() {
         &["--reopen", "none", "--keep", "0", "--dest", &missing],
     );
     assert_eq!(out.status.code(), Some(3));
-    let local: Vec<String> = std::fs::read_dir(env.logs_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".gz"))
-        .collect();
+    let local = env.local_gz_names();
     assert_eq!(
         local.len(),
         1,
@@ -223,11 +203,7 @@ fn suffixes_keep_increasing_when_mtimes_collide_or_go_back() {
         let out = env.run("rotate", &["--reopen", "none"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
-    let names: Vec<String> = env
-        .shipped()
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let names = env.shipped_names();
     assert_eq!(
         names,
         [

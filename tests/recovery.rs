@@ -40,18 +40,8 @@ fn leftovers_of_a_crash_at_each_step_are_completed() {
     std::fs::write(logs.join("docker.log.1"), b"not ours").unwrap();
 
     let out = env.run("upload", &["--reopen", "none"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        env.dump()
-    );
-    let names: Vec<String> = env
-        .shipped()
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    env.assert_exit(&out, 0);
+    let names = env.shipped_names();
     assert_eq!(
         names,
         [
@@ -164,11 +154,7 @@ fn sigterm_persists_the_open_incident_for_the_next_watch() {
     env.wait_for("the incident marker", Duration::from_secs(30), || {
         env.state().join("incident").exists()
     });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    signal(child.id(), nix::sys::signal::Signal::SIGTERM);
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(env.state().join("incident").exists());
     assert_eq!(env.shipped().len(), 0);

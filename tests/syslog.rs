@@ -116,10 +116,7 @@ fn traffic_flowing_through_several_rotations_is_kept_exactly_once() {
     });
     let sent = traffic.stop();
     env.wait_for("fasttrack to settle", WAIT, || settled(&env));
-    env.wait_for("every line to be written", WAIT, || {
-        seqs(&env.all_lines()).len() as u64 >= sent
-    });
-    assert_exactly_once_in_order(&env, sent);
+    env.expect_every_line_once(sent);
 }
 
 #[test]
@@ -131,13 +128,7 @@ fn rotate_by_hand_while_watch_runs() {
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(300));
         let out = env.run("rotate", &[]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "rotate: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            env.dump()
-        );
+        env.assert_exit(&out, 0);
         if String::from_utf8_lossy(&out.stdout).contains("rotated") {
             manual += 1;
         }
@@ -149,10 +140,7 @@ fn rotate_by_hand_while_watch_runs() {
         env.dump()
     );
     env.wait_for("fasttrack to settle", WAIT, || settled(&env));
-    env.wait_for("every line to be written", WAIT, || {
-        seqs(&env.all_lines()).len() as u64 >= sent
-    });
-    assert_exactly_once_in_order(&env, sent);
+    env.expect_every_line_once(sent);
 }
 
 #[test]
@@ -174,13 +162,7 @@ fn each_reopen_method_works_with_a_real_syslog_ng() {
         let out = env.run("rotate", &["--reopen", method]);
         let log = std::fs::read_to_string(env.log_file()).unwrap_or_default();
         let new = &log[before..];
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "--reopen {method}: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            env.dump()
-        );
+        env.assert_exit(&out, 0);
         assert!(
             new.contains(&format!("reopen via {shown}")),
             "--reopen {method}:\n{new}"
@@ -193,10 +175,7 @@ fn each_reopen_method_works_with_a_real_syslog_ng() {
     }
     let sent = traffic.stop();
     assert_eq!(env.shipped().len(), 5, "{}", env.dump());
-    env.wait_for("every line to be written", WAIT, || {
-        seqs(&env.all_lines()).len() as u64 >= sent
-    });
-    assert_exactly_once_in_order(&env, sent);
+    env.expect_every_line_once(sent);
 }
 
 #[test]
@@ -216,11 +195,7 @@ fn kill_9_of_watch_is_restarted_by_syslog_ng_and_nothing_is_lost() {
         env.state().join("incident").exists()
     });
     let first = sng.lock().unwrap().watch_pid().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal(first, nix::sys::signal::Signal::SIGKILL);
     env.wait_for("syslog-ng to restart watch", WAIT, || {
         sng.lock().unwrap().watch_pid().is_some_and(|p| p != first)
     });
@@ -233,10 +208,7 @@ fn kill_9_of_watch_is_restarted_by_syslog_ng_and_nothing_is_lost() {
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(700));
         if let Some(pid) = sng.lock().unwrap().watch_pid() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            signal(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
     std::thread::sleep(Duration::from_secs(1));
@@ -245,18 +217,14 @@ fn kill_9_of_watch_is_restarted_by_syslog_ng_and_nothing_is_lost() {
         sng.lock().unwrap().watch_pid().is_some()
     });
     env.wait_for("fasttrack to settle", WAIT, || settled(&env));
-    env.wait_for("every line to be written", WAIT, || {
-        seqs(&env.all_lines()).len() as u64 >= sent
-    });
-    assert_exactly_once_in_order(&env, sent);
+    env.expect_every_line_once(sent);
     assert!(env.shipped().len() >= 2, "{}", env.dump());
 }
 
 #[test]
 fn reload_terminates_watch_and_the_next_one_fast_tracks_the_open_incident() {
     let env = TestEnv::new();
-    let sng = SyslogNg::start(&env, Some(&["--quiet", "3s"]));
-    let mut sng = sng;
+    let mut sng = SyslogNg::start(&env, Some(&["--quiet", "3s"]));
     for seq in 0..10 {
         sng.send(&docker_line(seq, 504));
     }
@@ -293,19 +261,10 @@ fn a_crash_between_rename_and_reopen_is_completed_by_the_next_run() {
     std::fs::rename(env.log(), env.logs_dir().join("docker.log-1000")).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let out = env.run("upload", &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        env.dump()
-    );
+    env.assert_exit(&out, 0);
     std::thread::sleep(Duration::from_millis(300));
     let sent = traffic.stop();
     assert_eq!(env.shipped().len(), 1, "{}", env.dump());
     assert!(!env.logs_dir().join("docker.log-1000").exists());
-    env.wait_for("every line to be written", WAIT, || {
-        seqs(&env.all_lines()).len() as u64 >= sent
-    });
-    assert_exactly_once_in_order(&env, sent);
+    env.expect_every_line_once(sent);
 }

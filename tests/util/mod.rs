@@ -143,6 +143,45 @@ impl TestEnv {
         files
     }
 
+    /// The file names of the shipped objects, in order.
+    pub fn shipped_names(&self) -> Vec<String> {
+        self.shipped()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// The `.gz` files kept beside the log, sorted.
+    pub fn local_gz_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.logs_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".gz"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Asserts the exit code of a run, showing its stderr and the dump otherwise.
+    pub fn assert_exit(&self, out: &Output, code: i32) {
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "stderr: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.dump()
+        );
+    }
+
+    /// Waits until syslog-ng has written the `sent` lines, then checks each is found exactly once.
+    pub fn expect_every_line_once(&self, sent: u64) {
+        self.wait_for("every line to be written", Duration::from_secs(60), || {
+            seqs(&self.all_lines()).len() as u64 >= sent
+        });
+        assert_exactly_once_in_order(self, sent);
+    }
+
     /// All lines of the shipped objects then the live log, in order.
     pub fn all_lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
@@ -235,6 +274,14 @@ pub fn docker_line(seq: u64, status: u16) -> String {
     format!(
         "<14>Nov 21 12:00:00 docker/web-1[42]: GET /api/orders?seq={seq} HTTP/1.1\" {status} 17\n"
     )
+}
+
+/// Sends `signal` to `pid`; a process that has just exited is not an error.
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => panic!("cannot send {signal} to {pid}: {e}"),
+    }
 }
 
 /// VmHWM (peak resident set) of a process, in KiB.
