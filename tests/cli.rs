@@ -114,6 +114,17 @@ fn config_file_values_apply_and_flags_win() {
     assert_eq!(env.shipped().len(), 1);
     let local_gz = env.local_gz_names().len();
     assert_eq!(local_gz, 0, "keep = 0 removes the shipped local copy");
+
+    // The environment beats the file: FASTTRACK_KEEP=5 keeps the next one.
+    write_log(&env, 10, 20);
+    let out = env
+        .fasttrack("rotate", &[])
+        .env("FASTTRACK_KEEP", "5")
+        .output()
+        .unwrap();
+    env.assert_exit(&out, 0);
+    assert_eq!(env.local_gz_names().len(), 1);
+    assert_exactly_once_in_order(&env, 20);
 }
 
 #[test]
