@@ -28,6 +28,9 @@ pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
 
+    #[command(flatten)]
+    pub s3: S3Args,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -42,6 +45,8 @@ pub enum Command {
     Upload,
     /// Show the log, the rotated files and their state, the last rotation and the last error
     Status,
+    /// Check that the destination is reachable and writable and that credentials resolve
+    Check,
 }
 
 impl Command {
@@ -51,6 +56,7 @@ impl Command {
             Command::Rotate => "rotate",
             Command::Upload => "upload",
             Command::Status => "status",
+            Command::Check => "check",
         }
     }
 }
@@ -61,7 +67,7 @@ pub struct CommonArgs {
     #[arg(long, env = "FASTTRACK_LOG", global = true, value_name = "PATH")]
     pub log: Option<PathBuf>,
 
-    /// Where rotated logs are shipped: file:///DIR (objects land at DIR/<HOST>/<file>)
+    /// Where rotated logs are shipped: s3://BUCKET[/PREFIX] or file:///DIR; objects are <PREFIX>/<HOST>/<file>
     #[arg(long, env = "FASTTRACK_DEST", global = true, value_name = "URL")]
     pub dest: Option<String>,
 
@@ -116,6 +122,114 @@ pub struct CommonArgs {
         value_name = "DURATION"
     )]
     pub close_timeout: Option<String>,
+
+    /// Longest delay between two attempts of `watch` to ship a pending file [default: 60s]
+    #[arg(
+        long,
+        env = "FASTTRACK_RETRY_MAX_DELAY",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub retry_max_delay: Option<String>,
+}
+
+/// Options of the s3:// destination. Credentials come from the standard AWS chain (environment,
+/// shared files, web identity, ECS, instance role), never from the command line.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "S3 destination")]
+pub struct S3Args {
+    /// AWS region [default: from the AWS config chain, else us-east-1]
+    #[arg(long, env = "FASTTRACK_REGION", global = true, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// S3-compatible endpoint (MinIO, Ceph, R2...), e.g. http://127.0.0.1:9000
+    #[arg(
+        long,
+        env = "FASTTRACK_ENDPOINT_URL",
+        global = true,
+        value_name = "URL"
+    )]
+    pub endpoint_url: Option<String>,
+
+    /// Address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT (most S3-compatible stores)
+    #[arg(long, env = "FASTTRACK_PATH_STYLE", global = true, value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub path_style: Option<String>,
+
+    /// AWS profile of the shared config files
+    #[arg(long, env = "FASTTRACK_PROFILE", global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// AWS shared config file (instead of ~/.aws/config: syslog-ng's child may have no HOME)
+    #[arg(
+        long,
+        env = "FASTTRACK_AWS_CONFIG_FILE",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub aws_config_file: Option<PathBuf>,
+
+    /// AWS shared credentials file (instead of ~/.aws/credentials)
+    #[arg(
+        long,
+        env = "FASTTRACK_AWS_CREDENTIALS_FILE",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub aws_credentials_file: Option<PathBuf>,
+
+    /// Storage class of the objects, e.g. STANDARD_IA [default: the bucket's]
+    #[arg(
+        long,
+        env = "FASTTRACK_STORAGE_CLASS",
+        global = true,
+        value_name = "CLASS"
+    )]
+    pub storage_class: Option<String>,
+
+    /// Server-side encryption: AES256 or aws:kms
+    #[arg(
+        long,
+        env = "FASTTRACK_SSE",
+        global = true,
+        value_name = "AES256|aws:kms"
+    )]
+    pub sse: Option<String>,
+
+    /// KMS key for --sse aws:kms [default: the account's aws/s3 key]
+    #[arg(
+        long,
+        env = "FASTTRACK_SSE_KMS_KEY_ID",
+        global = true,
+        value_name = "KEY"
+    )]
+    pub sse_kms_key_id: Option<String>,
+
+    /// when-supported (AWS) or when-required (stores that reject or mangle the SDK's default checksums) [default: when-supported]
+    #[arg(long, env = "FASTTRACK_CHECKSUM", global = true, value_name = "WHEN")]
+    pub checksum: Option<String>,
+
+    /// Files larger than this go up as multipart uploads of parts this size (5MiB..5GiB) [default: 16MiB]
+    #[arg(long, env = "FASTTRACK_PART_SIZE", global = true, value_name = "SIZE")]
+    pub part_size: Option<String>,
+
+    /// Parts uploaded at once; memory is bounded by part size x this [default: 4]
+    #[arg(
+        long,
+        env = "FASTTRACK_UPLOAD_CONCURRENCY",
+        global = true,
+        value_name = "N"
+    )]
+    pub upload_concurrency: Option<String>,
+
+    /// Longest time one request to the store may take [default: 5m]
+    #[arg(
+        long,
+        env = "FASTTRACK_UPLOAD_TIMEOUT",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub upload_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Args)]

@@ -6,6 +6,7 @@
 use crate::fsutil::{fsync_dir, rename_noreplace};
 use anyhow::{bail, Context, Result};
 use flate2::{Compression, GzBuilder};
+use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -14,11 +15,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 const CHUNK: usize = 256 * 1024;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Compressed {
     pub plain_bytes: u64,
     pub gz_bytes: u64,
     pub lines: u64,
+    /// sha256 of the uncompressed bytes, lower-case hex.
+    pub sha256: String,
 }
 
 /// Compresses `plain` into `gz` (through `part`), keeping its mtime and mode, then removes `plain`.
@@ -76,6 +79,7 @@ fn write_part(plain: &Path, part: &Path, level: u32, cancel: &AtomicBool) -> Res
     let mut buf = vec![0u8; CHUNK];
     let mut plain_bytes = 0u64;
     let mut lines = 0u64;
+    let mut sha = Sha256::new();
     let write_err = || format!("cannot write {}", part.display());
     loop {
         if cancel.load(Ordering::Relaxed) {
@@ -89,6 +93,7 @@ fn write_part(plain: &Path, part: &Path, level: u32, cancel: &AtomicBool) -> Res
         };
         plain_bytes += n as u64;
         lines += bytecount(&buf[..n]);
+        sha.update(&buf[..n]);
         encoder.write_all(&buf[..n]).with_context(write_err)?;
     }
     let out = encoder
@@ -105,7 +110,33 @@ fn write_part(plain: &Path, part: &Path, level: u32, cancel: &AtomicBool) -> Res
         plain_bytes,
         gz_bytes,
         lines,
+        sha256: hex(&sha.finalize()),
     })
+}
+
+/// What a compressed file holds, read back from it (when the record made at compression is
+/// missing, e.g. after a crash right after the rename).
+pub fn describe_gz(gz: &Path) -> Result<(u64, u64, String)> {
+    let file = File::open(gz).with_context(|| format!("cannot open {}", gz.display()))?;
+    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+    let mut buf = vec![0u8; CHUNK];
+    let (mut bytes, mut lines, mut sha) = (0u64, 0u64, Sha256::new());
+    loop {
+        let n = decoder
+            .read(&mut buf)
+            .with_context(|| format!("{} is not a valid gzip file", gz.display()))?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        lines += bytecount(&buf[..n]);
+        sha.update(&buf[..n]);
+    }
+    Ok((bytes, lines, hex(&sha.finalize())))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn bytecount(bytes: &[u8]) -> u64 {
@@ -135,6 +166,11 @@ mod tests {
         let gz = dir.path().join("docker.log-5.gz");
         let stats = gzip_file(&plain, &part, &gz, 6, &AtomicBool::new(false)).unwrap();
         assert_eq!(stats.lines, 10_000);
+        assert_eq!(stats.sha256, hex(&Sha256::digest(body.as_bytes())));
+        assert_eq!(
+            describe_gz(&gz).unwrap(),
+            (body.len() as u64, 10_000, stats.sha256.clone())
+        );
         assert_eq!(stats.plain_bytes, body.len() as u64);
         assert!(!plain.exists() && !part.exists());
         let mut back = String::new();

@@ -1,7 +1,7 @@
 //! The validated configuration, built once from flags, environment, config file and defaults
 //! (precedence in that order). Nothing below this module reads clap types or the environment.
 
-use crate::cli::{Cli, CommonArgs, ReopenMethod, WatchArgs};
+use crate::cli::{Cli, CommonArgs, ReopenMethod, S3Args, WatchArgs};
 use crate::naming::ObjectKey;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -32,6 +32,8 @@ fn config_error(msg: impl Into<String>) -> anyhow::Error {
 pub enum DestUrl {
     /// `file:///DIR`: objects are written under DIR as `<HOST>/<file name>`.
     File { root: PathBuf },
+    /// `s3://BUCKET[/PREFIX]`: objects are `<PREFIX>/<HOST>/<file name>` in BUCKET.
+    S3 { bucket: String, prefix: String },
 }
 
 impl DestUrl {
@@ -51,13 +53,22 @@ impl DestUrl {
                 root: PathBuf::from(root),
             });
         }
-        if url.starts_with("s3://") {
-            return Err(format!(
-                "destination {url:?}: s3:// is not supported by this version of fasttrack yet; use file:///DIR"
-            ));
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            validate_bucket(bucket).map_err(|e| format!("destination {url:?}: {e}"))?;
+            let prefix = prefix.trim_matches('/');
+            if prefix.split('/').any(|p| p == ".." || p == ".") || prefix.contains("//") {
+                return Err(format!(
+                    "destination {url:?}: the prefix must not contain '.', '..' or empty parts"
+                ));
+            }
+            return Ok(DestUrl::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
         }
         Err(format!(
-            "destination {url:?} is not a URL fasttrack knows; use file:///DIR"
+            "destination {url:?} is not a URL fasttrack knows; use s3://BUCKET[/PREFIX] or file:///DIR"
         ))
     }
 
@@ -65,6 +76,7 @@ impl DestUrl {
     pub fn key(&self, host: &str, file_name: &str) -> ObjectKey {
         match self {
             DestUrl::File { .. } => ObjectKey::new("", host, file_name),
+            DestUrl::S3 { prefix, .. } => ObjectKey::new(prefix, host, file_name),
         }
     }
 }
@@ -73,6 +85,8 @@ impl std::fmt::Display for DestUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DestUrl::File { root } => write!(f, "file://{}", root.display()),
+            DestUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            DestUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }
@@ -85,6 +99,55 @@ pub struct ReopenConfig {
     pub control_socket: Option<PathBuf>,
     pub pidfile: Option<PathBuf>,
 }
+
+/// Server-side encryption of the objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sse {
+    Aes256,
+    Kms { key_id: Option<String> },
+}
+
+/// Which checksums the SDK sends: `WhenSupported` is AWS's default; `WhenRequired` is for stores
+/// that reject or mangle them (awslabs/aws-sdk-rust#1240). Content-MD5 is always sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumMode {
+    WhenSupported,
+    WhenRequired,
+}
+
+/// Settings of the s3:// destination (ignored by file://).
+#[derive(Debug, Clone)]
+pub struct S3Options {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub path_style: bool,
+    pub profile: Option<String>,
+    pub aws_config_file: Option<PathBuf>,
+    pub aws_credentials_file: Option<PathBuf>,
+    pub storage_class: Option<String>,
+    pub sse: Option<Sse>,
+    pub checksum: ChecksumMode,
+    pub part_size: u64,
+    pub upload_concurrency: usize,
+    pub upload_timeout: Duration,
+}
+
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+const DEFAULT_PART_SIZE: u64 = 16 * 1024 * 1024;
+const DEFAULT_UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_RETRY_MAX_DELAY: Duration = Duration::from_secs(60);
+const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+    "EXPRESS_ONEZONE",
+];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -99,6 +162,8 @@ pub struct Config {
     pub close_timeout: Duration,
     pub quiet: Duration,
     pub max_wait: Duration,
+    pub retry_max_delay: Duration,
+    pub s3: S3Options,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -120,6 +185,20 @@ struct FileConfig {
     close_timeout: Option<String>,
     quiet: Option<String>,
     max_wait: Option<String>,
+    retry_max_delay: Option<String>,
+    region: Option<String>,
+    endpoint_url: Option<String>,
+    path_style: Option<bool>,
+    profile: Option<String>,
+    aws_config_file: Option<PathBuf>,
+    aws_credentials_file: Option<PathBuf>,
+    storage_class: Option<String>,
+    sse: Option<String>,
+    sse_kms_key_id: Option<String>,
+    checksum: Option<String>,
+    part_size: Option<toml::Value>,
+    upload_concurrency: Option<i64>,
+    upload_timeout: Option<String>,
 }
 
 /// Which flag values came from the environment rather than the command line, so that
@@ -192,6 +271,7 @@ impl Config {
         };
         Self::from_parts(
             &cli.common,
+            &cli.s3,
             watch_args,
             file,
             config_file,
@@ -202,6 +282,7 @@ impl Config {
 
     fn from_parts(
         common: &CommonArgs,
+        s3: &S3Args,
         watch: Option<&WatchArgs>,
         file: FileConfig,
         config_file: Option<PathBuf>,
@@ -318,6 +399,16 @@ impl Config {
             DEFAULT_MAX_WAIT,
         )?;
 
+        let retry_max_delay = duration(
+            src.pick(
+                "--retry-max-delay",
+                common.retry_max_delay.clone(),
+                f.retry_max_delay.clone(),
+            ),
+            DEFAULT_RETRY_MAX_DELAY,
+        )?;
+        let s3 = s3_options(&src, s3)?;
+
         Ok(Config {
             log,
             dest,
@@ -330,6 +421,8 @@ impl Config {
             close_timeout,
             quiet,
             max_wait,
+            retry_max_delay,
+            s3,
             config_file,
         })
     }
@@ -358,6 +451,201 @@ impl Config {
     /// The directory that holds the log and its rotated files.
     pub fn log_dir(&self) -> &Path {
         self.log.parent().unwrap_or(Path::new("/"))
+    }
+}
+
+fn s3_options(src: &Sources, a: &S3Args) -> anyhow::Result<S3Options> {
+    let f = &src.file;
+    let text = |flag: &'static str, cli: &Option<String>, file: &Option<String>| {
+        src.pick(flag, cli.clone(), file.clone())
+            .map(|s| Setting {
+                value: s.value.trim().to_string(),
+                origin: s.origin,
+            })
+            .filter(|s| !s.value.is_empty())
+    };
+    let path = |flag: &'static str, cli: &Option<PathBuf>, file: &Option<PathBuf>| {
+        src.pick(flag, cli.clone(), file.clone())
+            .map(|s| absolute_path(Some(s), ""))
+            .transpose()
+    };
+
+    let endpoint_url = match text("--endpoint-url", &a.endpoint_url, &f.endpoint_url) {
+        Some(s) if s.value.starts_with("http://") || s.value.starts_with("https://") => {
+            Some(s.value.trim_end_matches('/').to_string())
+        }
+        Some(s) => {
+            return Err(config_error(format!(
+                "{} {:?} must start with http:// or https://",
+                s.origin, s.value
+            )))
+        }
+        None => None,
+    };
+    let path_style = match src.pick(
+        "--path-style",
+        a.path_style.clone(),
+        f.path_style.map(|b| b.to_string()),
+    ) {
+        None => false,
+        Some(s) => match s.value.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" | "on" => true,
+            "false" | "no" | "0" | "off" => false,
+            _ => {
+                return Err(config_error(format!(
+                    "{} {:?} is not valid: expected true or false",
+                    s.origin, s.value
+                )))
+            }
+        },
+    };
+    let storage_class = match text("--storage-class", &a.storage_class, &f.storage_class) {
+        Some(s) => {
+            let upper = s.value.to_ascii_uppercase();
+            if !STORAGE_CLASSES.contains(&upper.as_str()) {
+                return Err(config_error(format!(
+                    "{} {:?} is not a storage class: use one of {}",
+                    s.origin,
+                    s.value,
+                    STORAGE_CLASSES.join(", ")
+                )));
+            }
+            Some(upper)
+        }
+        None => None,
+    };
+    let kms_key = text("--sse-kms-key-id", &a.sse_kms_key_id, &f.sse_kms_key_id);
+    let sse = match text("--sse", &a.sse, &f.sse) {
+        Some(s) if s.value.eq_ignore_ascii_case("AES256") => {
+            if let Some(k) = &kms_key {
+                return Err(config_error(format!(
+                    "{} needs --sse aws:kms, not AES256",
+                    k.origin
+                )));
+            }
+            Some(Sse::Aes256)
+        }
+        Some(s) if s.value.eq_ignore_ascii_case("aws:kms") => Some(Sse::Kms {
+            key_id: kms_key.map(|k| k.value),
+        }),
+        Some(s) => {
+            return Err(config_error(format!(
+                "{} {:?} is not valid: use AES256 or aws:kms",
+                s.origin, s.value
+            )))
+        }
+        None => match kms_key {
+            Some(k) => {
+                return Err(config_error(format!(
+                    "{} is set but --sse is not: add --sse aws:kms",
+                    k.origin
+                )))
+            }
+            None => None,
+        },
+    };
+    let checksum = match text("--checksum", &a.checksum, &f.checksum) {
+        None => ChecksumMode::WhenSupported,
+        Some(s) => match s.value.as_str() {
+            "when-supported" => ChecksumMode::WhenSupported,
+            "when-required" => ChecksumMode::WhenRequired,
+            _ => {
+                return Err(config_error(format!(
+                    "{} {:?} is not valid: use when-supported or when-required",
+                    s.origin, s.value
+                )))
+            }
+        },
+    };
+    let part_size = match src.pick(
+        "--part-size",
+        a.part_size.clone(),
+        f.part_size.as_ref().map(|v| match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+    ) {
+        None => DEFAULT_PART_SIZE,
+        Some(s) => match parse_size(&s.value) {
+            Some(n) if (MIN_PART_SIZE..=MAX_PART_SIZE).contains(&n) => n,
+            _ => {
+                return Err(config_error(format!(
+                    "{} {:?} is not valid: expected a size from 5MiB to 5GiB, e.g. 16MiB",
+                    s.origin, s.value
+                )))
+            }
+        },
+    };
+    let upload_concurrency = integer(
+        src.pick(
+            "--upload-concurrency",
+            a.upload_concurrency.clone(),
+            f.upload_concurrency.map(|n| n.to_string()),
+        ),
+        4,
+        1..=64,
+        "a number of parts from 1 to 64",
+    )? as usize;
+    let upload_timeout = duration(
+        src.pick(
+            "--upload-timeout",
+            a.upload_timeout.clone(),
+            f.upload_timeout.clone(),
+        ),
+        DEFAULT_UPLOAD_TIMEOUT,
+    )?;
+    Ok(S3Options {
+        region: text("--region", &a.region, &f.region).map(|s| s.value),
+        endpoint_url,
+        path_style,
+        profile: text("--profile", &a.profile, &f.profile).map(|s| s.value),
+        aws_config_file: path("--aws-config-file", &a.aws_config_file, &f.aws_config_file)?,
+        aws_credentials_file: path(
+            "--aws-credentials-file",
+            &a.aws_credentials_file,
+            &f.aws_credentials_file,
+        )?,
+        storage_class,
+        sse,
+        checksum,
+        part_size,
+        upload_concurrency,
+        upload_timeout,
+    })
+}
+
+/// `16MiB`, `16M`, `16MB` (all binary), `5242880`.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: u64 = number.parse().ok()?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+/// S3's bucket naming rules, so that a typo is caught before the first upload.
+fn validate_bucket(bucket: &str) -> Result<(), String> {
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{bucket:?} is not a valid bucket name (3 to 63 lower-case letters, digits, '.' and '-')"
+        ))
     }
 }
 
@@ -485,6 +773,7 @@ mod tests {
         };
         Config::from_parts(
             &common,
+            &S3Args::default(),
             watch.as_ref(),
             file,
             Some(PathBuf::from("/etc/fasttrack/fasttrack.toml")),
@@ -595,8 +884,96 @@ mod tests {
         let e = err(load(CommonArgs::default(), None, "dest = \"ftp://x\"", &[]));
         assert!(e.contains("file:///DIR"), "{e}");
 
+        let e = err(load(
+            CommonArgs::default(),
+            None,
+            "dest = \"s3://Logs_Prod\"",
+            &[],
+        ));
+        assert!(e.contains("not a valid bucket name"), "{e}");
+
+        let e = err(load(
+            CommonArgs::default(),
+            None,
+            "part-size = \"1MiB\"",
+            &[],
+        ));
+        assert!(
+            e.contains("part-size in") && e.contains("5MiB to 5GiB"),
+            "{e}"
+        );
+
+        let e = err(load(
+            CommonArgs::default(),
+            None,
+            "sse-kms-key-id = \"k\"",
+            &[],
+        ));
+        assert!(e.contains("--sse aws:kms"), "{e}");
+
+        let e = err(load(
+            CommonArgs::default(),
+            None,
+            "checksum = \"always\"",
+            &[],
+        ));
+        assert!(e.contains("when-required"), "{e}");
+
+        let e = err(load(
+            CommonArgs::default(),
+            None,
+            "endpoint-url = \"localhost:9000\"",
+            &[],
+        ));
+        assert!(e.contains("http://"), "{e}");
+
         let e = err(load(CommonArgs::default(), None, "host = \"a/b\"", &[]));
         assert!(e.contains("\"a/b\""), "{e}");
+    }
+
+    #[test]
+    fn s3_destinations_and_options() {
+        let file = r#"
+            dest = "s3://logs-prod/incidents/web/"
+            part-size = "32MiB"
+            upload-concurrency = 2
+            sse = "aws:kms"
+            sse-kms-key-id = "alias/logs"
+            storage-class = "standard_ia"
+            path-style = true
+            checksum = "when-required"
+        "#;
+        let c = load(CommonArgs::default(), None, file, &[]).unwrap();
+        let dest = c.dest.clone().unwrap();
+        assert_eq!(
+            dest,
+            DestUrl::S3 {
+                bucket: "logs-prod".into(),
+                prefix: "incidents/web".into()
+            }
+        );
+        assert_eq!(dest.to_string(), "s3://logs-prod/incidents/web");
+        assert_eq!(
+            dest.key("web1", "docker.log-5.gz").as_str(),
+            "incidents/web/web1/docker.log-5.gz"
+        );
+        assert_eq!(c.s3.part_size, 32 << 20);
+        assert_eq!(c.s3.upload_concurrency, 2);
+        assert_eq!(
+            c.s3.sse,
+            Some(Sse::Kms {
+                key_id: Some("alias/logs".into())
+            })
+        );
+        assert_eq!(c.s3.storage_class.as_deref(), Some("STANDARD_IA"));
+        assert!(c.s3.path_style);
+        assert_eq!(c.s3.checksum, ChecksumMode::WhenRequired);
+        assert_eq!(parse_size("5242880"), Some(5 << 20));
+        assert_eq!(parse_size("16M"), Some(16 << 20));
+        assert_eq!(parse_size("1 GiB"), Some(1 << 30));
+        assert_eq!(parse_size("16 parsecs"), None);
+        let plain = DestUrl::parse("s3://logs-prod").unwrap();
+        assert_eq!(plain.key("h", "f").as_str(), "h/f");
     }
 
     #[test]

@@ -12,6 +12,10 @@ use anyhow::Result;
 use std::sync::atomic::AtomicBool;
 use tracing::{error, info};
 
+/// How many times `rotate` and `upload` try to ship a file on a retryable error before
+/// exiting 3 with the file kept (each S3 request is itself retried by the SDK).
+pub const CLI_ATTEMPTS: u32 = 3;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Rotate the live log, then ship everything pending.
@@ -27,22 +31,29 @@ pub struct Report {
     pub shipped: Vec<String>,
     pub pending: Vec<String>,
     pub ship_error: Option<String>,
+    /// The shipping error is one that retrying will not fix.
+    pub permanent: bool,
 }
 
 impl Report {
     pub fn outcome(&self) -> Outcome {
-        if self.pending.is_empty() {
-            Outcome::Done
-        } else {
-            Outcome::Pending
+        match (self.pending.is_empty(), self.permanent) {
+            (true, _) => Outcome::Done,
+            (false, false) => Outcome::Pending,
+            (false, true) => Outcome::Failed,
         }
     }
 }
 
 /// Runs one cycle; errors and shipping failures are recorded as the state's last error.
-pub fn run(config: &Config, mode: Mode, cancel: &AtomicBool) -> Result<Report> {
-    let dest_url = config.require_dest()?;
-    let destination = dest::open(dest_url);
+/// A retryable shipping failure is tried `attempts` times per file before it is left pending.
+pub fn run(
+    config: &Config,
+    destination: &dyn dest::Destination,
+    mode: Mode,
+    attempts: u32,
+    cancel: &AtomicBool,
+) -> Result<Report> {
     let state_dir = StateDir::open(&config.state_dir)?;
     let lock = state_dir.lock(cancel, |holder| match holder {
         Some(pid) => info!("waiting for the lock held by fasttrack pid {pid}"),
@@ -51,9 +62,10 @@ pub fn run(config: &Config, mode: Mode, cancel: &AtomicBool) -> Result<Report> {
     let result = run_locked(
         config,
         mode,
-        destination.as_ref(),
+        destination,
         &state_dir,
         &lock,
+        attempts,
         cancel,
     );
     let failure = match &result {
@@ -83,13 +95,14 @@ fn run_locked(
     destination: &dyn dest::Destination,
     state_dir: &StateDir,
     lock: &StateLock,
+    attempts: u32,
     cancel: &AtomicBool,
 ) -> Result<Report> {
     let reopener = Reopener::new(&config.reopen);
     let mut report = Report::default();
 
     // Whatever an interrupted run left behind is finished first.
-    finish_local(config, &reopener, cancel)?;
+    finish_local(config, &reopener, state_dir, lock, cancel)?;
 
     if mode == Mode::Rotate {
         let largest = Spool::scan(config)?.largest_suffix();
@@ -108,7 +121,7 @@ fn run_locked(
                 },
                 rotation.millis
             );
-            compress(config, rotation.name.suffix, cancel)?;
+            compress(config, rotation.name.suffix, state_dir, lock, cancel)?;
             let file = rotation.name.to_string();
             state_dir.update(lock, |s| {
                 s.last_rotation = Some(RotationRecord {
@@ -126,10 +139,11 @@ fn run_locked(
         }
     }
 
-    let shipped = ship_pending(config, destination, state_dir, lock)?;
+    let shipped = ship_pending(config, destination, state_dir, lock, attempts, cancel)?;
     report.shipped = shipped.shipped;
     report.pending = shipped.pending;
     report.ship_error = shipped.error;
+    report.permanent = shipped.permanent;
     apply_keep(config, state_dir, lock)?;
     Ok(report)
 }

@@ -12,6 +12,8 @@ pub enum Outcome {
     Done,
     /// Rotated (or nothing to rotate) but some file is still waiting to be shipped (exit 3, retryable).
     Pending,
+    /// A file is kept pending by an error that retrying will not fix (exit 1; the message says what to fix).
+    Failed,
 }
 
 /// Exit status: 0 done, 1 error, 2 usage or configuration error, 3 something is still pending.
@@ -25,6 +27,7 @@ impl Outcome {
         ExitCode::from(match self {
             Outcome::Done => OK,
             Outcome::Pending => PENDING,
+            Outcome::Failed => ERROR,
         })
     }
 }

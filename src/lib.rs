@@ -3,6 +3,7 @@
 //! `main` calls [`main_entry`]; everything else is reached from [`run`] with a validated
 //! [`config::Config`].
 
+pub mod check;
 pub mod cli;
 pub mod closewait;
 pub mod compress;
@@ -87,6 +88,7 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
     let config = Config::load(&cli, origins)?;
     match cli.command {
         Command::Status => status::run(&config),
+        Command::Check => check::run(&config),
         Command::Watch(_) => {
             config.require_dest()?;
             logging::init(Some(&config.log_file));
@@ -99,7 +101,14 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
                 Command::Rotate => cycle::Mode::Rotate,
                 _ => cycle::Mode::Upload,
             };
-            let report = cycle::run(&config, mode, &AtomicBool::new(false))?;
+            let destination = dest::open(&config)?;
+            let report = cycle::run(
+                &config,
+                destination.as_ref(),
+                mode,
+                cycle::CLI_ATTEMPTS,
+                &AtomicBool::new(false),
+            )?;
             match &report.rotated {
                 Some(name) => println!("rotated {} -> {name}.gz", config.log.display()),
                 None if mode == cycle::Mode::Rotate => {
@@ -115,10 +124,14 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
             }
             if let Some(error) = &report.ship_error {
                 eprintln!(
-                    "fasttrack: {} file(s) still pending ({}); {error}; run `fasttrack upload` once fixed \
-                     (`fasttrack watch` retries by itself)",
+                    "fasttrack: {error}\nfasttrack: {} file(s) kept, still pending ({}); {}",
                     report.pending.len(),
-                    report.pending.join(", ")
+                    report.pending.join(", "),
+                    if report.permanent {
+                        "fix the problem above, then run `fasttrack upload`"
+                    } else {
+                        "run `fasttrack upload` later (`fasttrack watch` retries by itself)"
+                    }
                 );
             }
             Ok(report.outcome())

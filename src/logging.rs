@@ -6,7 +6,9 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
+use tracing_subscriber::layer::SubscriberExt;
 
 /// Logs to stderr and, if it can be opened, to `log_file`.
 pub fn init(log_file: Option<&Path>) {
@@ -31,12 +33,21 @@ pub fn init(log_file: Option<&Path>) {
         .with_ansi(false)
         .with_target(false)
         .with_max_level(tracing::Level::INFO);
+    // Our own events at INFO; the AWS SDK's only when they are warnings or errors.
+    let only = Targets::new()
+        .with_target("fasttrack", tracing::Level::INFO)
+        .with_default(tracing::Level::WARN);
     let result = match file {
-        Some(f) => builder
-            .with_writer(std::io::stderr.and(Mutex::new(f)))
-            .try_init(),
-        None => builder.with_writer(std::io::stderr).try_init(),
+        Some(f) => tracing::subscriber::set_global_default(
+            builder
+                .with_writer(std::io::stderr.and(Mutex::new(f)))
+                .finish()
+                .with(only),
+        ),
+        None => tracing::subscriber::set_global_default(
+            builder.with_writer(std::io::stderr).finish().with(only),
+        ),
     };
-    // Already initialised (tests call run twice in one process): keep the first.
+    // Already initialised (a second call after a failure): keep the first.
     drop(result);
 }

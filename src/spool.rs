@@ -2,18 +2,18 @@
 //! ship oldest first, prune shipped ones beyond `--keep`. Recovery after a crash is the
 //! same code: whatever stage a file is found in, the next step is taken from there.
 
-use crate::compress::gzip_file;
+use crate::compress::{describe_gz, gzip_file};
 use crate::config::Config;
-use crate::dest::{Destination, Shipped};
+use crate::dest::{is_permanent, Destination, ObjectMeta, Shipped};
 use crate::naming::{RotatedName, Stage};
 use crate::reopen::Reopener;
 use crate::rotate::ensure_closed;
-use crate::state::{now_rfc3339, ShippedRecord, State, StateDir, StateLock};
+use crate::state::{now_rfc3339, PlainDigest, ShippedRecord, State, StateDir, StateLock};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// The files found for one suffix.
@@ -69,7 +69,13 @@ fn path_of(config: &Config, suffix: u64, stage: Stage) -> PathBuf {
 
 /// Brings every rotated file to the compressed stage: removes partial files, removes plain
 /// files whose `.gz` is complete, compresses the rest (after making sure syslog-ng let go).
-pub fn finish_local(config: &Config, reopener: &Reopener, cancel: &AtomicBool) -> Result<()> {
+pub fn finish_local(
+    config: &Config,
+    reopener: &Reopener,
+    state_dir: &StateDir,
+    lock: &StateLock,
+    cancel: &AtomicBool,
+) -> Result<()> {
     let spool = Spool::scan(config)?;
     for (&suffix, group) in &spool.groups {
         let plain = path_of(config, suffix, Stage::Plain);
@@ -87,14 +93,20 @@ pub fn finish_local(config: &Config, reopener: &Reopener, cancel: &AtomicBool) -
                 .with_context(|| format!("cannot remove {}", plain.display()))?;
         } else if group.plain {
             ensure_closed(&plain, config, reopener, cancel)?;
-            compress(config, suffix, cancel)?;
+            compress(config, suffix, state_dir, lock, cancel)?;
         }
     }
     Ok(())
 }
 
-/// Compresses the plain rotated file with this suffix.
-pub fn compress(config: &Config, suffix: u64, cancel: &AtomicBool) -> Result<()> {
+/// Compresses the plain rotated file with this suffix and records what it holds.
+pub fn compress(
+    config: &Config,
+    suffix: u64,
+    state_dir: &StateDir,
+    lock: &StateLock,
+    cancel: &AtomicBool,
+) -> Result<()> {
     let plain = path_of(config, suffix, Stage::Plain);
     let started = Instant::now();
     let stats = gzip_file(
@@ -123,6 +135,17 @@ pub fn compress(config: &Config, suffix: u64, cancel: &AtomicBool) -> Result<()>
         stats.gz_bytes,
         started.elapsed().as_millis()
     );
+    let name = RotatedName::new(config.log_name(), suffix, Stage::Compressed).to_string();
+    state_dir.update(lock, |s| {
+        s.digests.insert(
+            name,
+            PlainDigest {
+                lines: stats.lines,
+                bytes: stats.plain_bytes,
+                sha256: stats.sha256.clone(),
+            },
+        );
+    })?;
     Ok(())
 }
 
@@ -133,15 +156,20 @@ pub struct ShipReport {
     /// Files still waiting, and the error that stopped the first of them.
     pub pending: Vec<String>,
     pub error: Option<String>,
+    /// The error is one that retrying will not fix.
+    pub permanent: bool,
 }
 
 /// Ships every compressed file not yet recorded as shipped, oldest first, recording each
-/// durably as soon as it is shipped. Stops at the first failure (the rest stay pending).
+/// durably as soon as it is shipped. A retryable failure is tried `attempts` times in all
+/// (with a short backoff); the first file that still fails stops the run (the rest stay pending).
 pub fn ship_pending(
     config: &Config,
     dest: &dyn Destination,
     state_dir: &StateDir,
     lock: &StateLock,
+    attempts: u32,
+    cancel: &AtomicBool,
 ) -> Result<ShipReport> {
     let dest_url = config.require_dest()?;
     let spool = Spool::scan(config)?;
@@ -161,8 +189,24 @@ pub fn ship_pending(
         }
         let path = path_of(config, suffix, Stage::Compressed);
         let key = dest_url.key(&config.host, &name);
+        let meta = object_meta(config, &state, &name, &path)?;
         let started = Instant::now();
-        match dest.ship(&key, &path) {
+        let mut attempt = 1;
+        let outcome = loop {
+            match dest.ship(&key, &path, &meta) {
+                Err(e)
+                    if attempt < attempts
+                        && !is_permanent(&e)
+                        && !cancel.load(Ordering::Relaxed) =>
+                {
+                    warn!("attempt {attempt} of {attempts} to ship {name} failed: {e:#}");
+                    std::thread::sleep(Duration::from_secs(1 << (attempt - 1).min(4)));
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
             Ok(shipped) => {
                 let (bytes, how) = match shipped {
                     Shipped::Written { bytes } => (bytes, "shipped"),
@@ -179,17 +223,25 @@ pub fn ship_pending(
                         },
                     );
                 })?;
+                let secs = started.elapsed().as_secs_f64();
                 info!(
-                    "{how} {} -> {dest_url} {key} ({bytes} bytes, {} ms)",
+                    "{how} {} -> {dest_url} {key} ({bytes} bytes, {:.0} ms, {:.1} MB/s)",
                     path.display(),
-                    started.elapsed().as_millis()
+                    secs * 1000.0,
+                    bytes as f64 / 1e6 / secs.max(1e-6)
                 );
                 report.shipped.push(name);
             }
             Err(e) => {
+                report.permanent = is_permanent(&e);
                 let message = format!(
-                    "cannot ship {} to {dest_url} as {key}: {e:#}",
-                    path.display()
+                    "cannot ship {} to {dest_url} as {key}{}: {e:#}",
+                    path.display(),
+                    if report.permanent {
+                        ""
+                    } else {
+                        " (will be retried)"
+                    }
                 );
                 warn!("{message}");
                 report.error = Some(message);
@@ -198,6 +250,28 @@ pub fn ship_pending(
         }
     }
     Ok(report)
+}
+
+/// What the object's metadata says about the log: recorded at compression, or read back.
+fn object_meta(config: &Config, state: &State, name: &str, gz: &Path) -> Result<ObjectMeta> {
+    let digest = match state.digests.get(name) {
+        Some(d) => d.clone(),
+        None => {
+            let (bytes, lines, sha256) = describe_gz(gz)?;
+            PlainDigest {
+                lines,
+                bytes,
+                sha256,
+            }
+        }
+    };
+    Ok(ObjectMeta {
+        host: config.host.clone(),
+        source_log: config.log.display().to_string(),
+        lines: digest.lines,
+        plain_bytes: digest.bytes,
+        sha256_plain: digest.sha256,
+    })
 }
 
 /// Deletes shipped files beyond the newest `keep`, and forgets records of files that are gone.
@@ -216,7 +290,7 @@ pub fn apply_keep(config: &Config, state_dir: &StateDir, lock: &StateLock) -> Re
         .filter(|n| state.shipped.contains_key(*n))
         .collect();
     let excess = shipped_present.len().saturating_sub(config.keep);
-    let mut changed = false;
+    let mut removed = Vec::new();
     for name in shipped_present.into_iter().take(excess) {
         let path = config.log_dir().join(name);
         match std::fs::remove_file(&path) {
@@ -228,13 +302,13 @@ pub fn apply_keep(config: &Config, state_dir: &StateDir, lock: &StateLock) -> Re
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
         }
-        state.shipped.remove(name);
-        changed = true;
+        removed.push(name.clone());
     }
-    let before = state.shipped.len();
-    state.shipped.retain(|name, _| present.contains(name));
-    changed |= before != state.shipped.len();
-    if changed {
+    let before = (state.shipped.len(), state.digests.len());
+    let kept = |name: &String| present.contains(name) && !removed.contains(name);
+    state.shipped.retain(|name, _| kept(name));
+    state.digests.retain(|name, _| kept(name));
+    if before != (state.shipped.len(), state.digests.len()) {
         state_dir.save(&state, lock)?;
     }
     Ok(())

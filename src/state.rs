@@ -32,6 +32,17 @@ pub struct State {
     /// Rotated files shipped and still present locally, by file name.
     #[serde(default)]
     pub shipped: BTreeMap<String, ShippedRecord>,
+    /// What each compressed file holds (recorded at compression), by file name.
+    #[serde(default)]
+    pub digests: BTreeMap<String, PlainDigest>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct PlainDigest {
+    pub lines: u64,
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

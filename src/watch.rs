@@ -9,6 +9,7 @@
 use crate::config::Config;
 use crate::cycle::{self, Mode, Report};
 use crate::debounce::Debounce;
+use crate::dest::{self, Destination};
 use crate::exit::Outcome;
 use crate::state::{now_rfc3339, StateDir};
 use anyhow::{Context, Result};
@@ -24,7 +25,6 @@ use tracing::{error, info, warn};
 
 const READ_CHUNK: usize = 64 * 1024;
 const RETRY_FIRST: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(60);
 
 enum Input {
     Activity,
@@ -32,11 +32,17 @@ enum Input {
 }
 
 pub fn run(config: Config) -> Result<Outcome> {
+    // Opened once, outside the runtime (the S3 client has its own, which must not be dropped
+    // inside another), and shared by every cycle.
+    let destination: Arc<dyn Destination> = Arc::from(dest::open(&config)?);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(watch(Arc::new(config)))
+    let outcome = runtime.block_on(watch(Arc::new(config), destination.clone()));
+    drop(runtime);
+    drop(destination);
+    outcome
 }
 
 /// Reads stdin in chunks, counting lines, and signals activity without ever waiting on the loop.
@@ -70,7 +76,7 @@ fn spawn_reader(tx: mpsc::Sender<Input>, lines: Arc<AtomicU64>) -> Result<()> {
     Ok(())
 }
 
-/// The delay before the `attempt`-th retry (0-based): doubling from 1 s, capped, with
+/// The delay before the `attempt`-th retry (0-based): doubling from 1 s, capped at `max`, with
 /// `jitter` in [0, 1) taking up to a fifth off so that many hosts do not retry in step.
 pub fn backoff(attempt: u32, max: Duration, jitter: f64) -> Duration {
     let base = RETRY_FIRST.saturating_mul(1u32 << attempt.min(16)).min(max);
@@ -90,7 +96,7 @@ struct Retry {
     mode: Mode,
 }
 
-async fn watch(config: Arc<Config>) -> Result<Outcome> {
+async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result<Outcome> {
     let state_dir = StateDir::open(&config.state_dir)?;
     let lines = Arc::new(AtomicU64::new(0));
     let (tx, mut rx) = mpsc::channel(4);
@@ -116,8 +122,10 @@ async fn watch(config: Arc<Config>) -> Result<Outcome> {
     }
     let cancel = Arc::new(AtomicBool::new(false));
     // Every start first finishes what an earlier run left (in the background: stdin keeps flowing).
-    let mut job: Option<(JoinHandle<Result<Report>>, Mode)> =
-        Some((start(&config, Mode::Upload, &cancel), Mode::Upload));
+    let mut job: Option<(JoinHandle<Result<Report>>, Mode)> = Some((
+        start(&config, &destination, Mode::Upload, &cancel),
+        Mode::Upload,
+    ));
     let mut retry: Option<Retry> = None;
     let mut failures = 0u32;
     let mut lines_before = 0u64;
@@ -170,7 +178,7 @@ async fn watch(config: Arc<Config>) -> Result<Outcome> {
                     continue;
                 };
                 retry = None;
-                job = Some((start(&config, mode, &cancel), mode));
+                job = Some((start(&config, &destination, mode, &cancel), mode));
             }
             result = async {
                 match job.as_mut() {
@@ -190,7 +198,12 @@ async fn watch(config: Arc<Config>) -> Result<Outcome> {
                         if report.pending.is_empty() {
                             failures = 0;
                         } else {
-                            retry = Some(schedule(Mode::Upload, &mut failures));
+                            // An error retrying cannot fix is retried at the longest delay only,
+                            // so that the fix (a bucket created, a policy granted) is picked up.
+                            if report.permanent {
+                                failures = u32::MAX;
+                            }
+                            retry = Some(schedule(Mode::Upload, &mut failures, config.retry_max_delay));
                         }
                     }
                     Err(e) => {
@@ -198,7 +211,7 @@ async fn watch(config: Arc<Config>) -> Result<Outcome> {
                         if mode == Mode::Rotate {
                             error!("fast-track failed; the incident stays pending and is retried");
                         }
-                        retry = Some(schedule(mode, &mut failures));
+                        retry = Some(schedule(mode, &mut failures, config.retry_max_delay));
                         drop(e);
                     }
                 }
@@ -226,14 +239,19 @@ async fn watch(config: Arc<Config>) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-fn start(config: &Arc<Config>, mode: Mode, cancel: &Arc<AtomicBool>) -> JoinHandle<Result<Report>> {
-    let config = config.clone();
-    let cancel = cancel.clone();
-    tokio::task::spawn_blocking(move || cycle::run(&config, mode, &cancel))
+fn start(
+    config: &Arc<Config>,
+    destination: &Arc<dyn Destination>,
+    mode: Mode,
+    cancel: &Arc<AtomicBool>,
+) -> JoinHandle<Result<Report>> {
+    let (config, destination, cancel) = (config.clone(), destination.clone(), cancel.clone());
+    // One attempt per cycle: the watch loop owns the backoff, and stdin never waits for it.
+    tokio::task::spawn_blocking(move || cycle::run(&config, destination.as_ref(), mode, 1, &cancel))
 }
 
-fn schedule(mode: Mode, failures: &mut u32) -> Retry {
-    let delay = backoff(*failures, RETRY_MAX, jitter());
+fn schedule(mode: Mode, failures: &mut u32, max: Duration) -> Retry {
+    let delay = backoff(*failures, max, jitter());
     *failures = failures.saturating_add(1);
     Retry {
         at: Instant::now() + delay,

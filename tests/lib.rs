@@ -5,4 +5,5 @@ mod util;
 
 mod cli;
 mod recovery;
+mod s3;
 mod syslog;

@@ -83,7 +83,7 @@ fn a_burst_then_quiet_ships_exactly_one_gz() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(env.shipped().len(), 1, "{}", env.dump());
     assert_eq!(
-        seqs(&gunzip_lines(&env.shipped()[0])),
+        seqs(&gunzip_lines(&env.shipped()[0].body)),
         (0..200).collect::<Vec<_>>(),
         "the shipped log holds the whole burst\n{}",
         env.dump()
@@ -93,10 +93,10 @@ fn a_burst_then_quiet_ships_exactly_one_gz() {
     });
     assert_exactly_once_in_order(&env, seq);
     // the local copy is kept (--keep 10) and is the same file
-    let name = env.shipped()[0].file_name().unwrap().to_owned();
+    let shipped = &env.shipped()[0];
     assert_eq!(
-        std::fs::read(env.logs_dir().join(&name)).unwrap(),
-        std::fs::read(&env.shipped()[0]).unwrap()
+        std::fs::read(env.logs_dir().join(&shipped.name)).unwrap(),
+        shipped.body
     );
     let log = std::fs::read_to_string(env.log_file()).unwrap();
     assert!(log.contains("reopen via control socket"), "{log}");

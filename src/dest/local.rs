@@ -1,7 +1,7 @@
 //! `file:///DIR`: objects are files under DIR, written to a temporary name, fsynced and
 //! renamed into place, so a reader never sees a partial object.
 
-use super::{Destination, Shipped};
+use super::{CheckItem, Destination, ObjectMeta, Permanent, Shipped};
 use crate::fsutil::{fsync_dir, rename_noreplace};
 use crate::naming::ObjectKey;
 use anyhow::{bail, Context, Result};
@@ -22,7 +22,7 @@ impl LocalDir {
 }
 
 impl Destination for LocalDir {
-    fn ship(&self, key: &ObjectKey, file: &Path) -> Result<Shipped> {
+    fn ship(&self, key: &ObjectKey, file: &Path, _meta: &ObjectMeta) -> Result<Shipped> {
         if !self.root.is_dir() {
             bail!(
                 "destination directory {} does not exist; create it (or mount it) or fix --dest",
@@ -41,11 +41,12 @@ impl Destination for LocalDir {
             return if same_contents(file, &target)? {
                 Ok(Shipped::AlreadyThere { bytes })
             } else {
-                bail!(
+                Err(Permanent(format!(
                     "{} already exists with different contents; fasttrack never overwrites a shipped log: \
                      move it away, or check that no two hosts ship under the same --host",
                     target.display()
-                )
+                ))
+                .into())
             };
         }
 
@@ -68,6 +69,39 @@ impl Destination for LocalDir {
             return Err(e);
         }
         Ok(Shipped::Written { bytes })
+    }
+
+    fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem> {
+        let exists = CheckItem {
+            what: format!("directory {}", self.root.display()),
+            result: if self.root.is_dir() {
+                Ok("exists".into())
+            } else {
+                Err("does not exist; create it (or mount it) or fix --dest".into())
+            },
+        };
+        let probe = self.root.join(probe_key.as_str());
+        let write = (|| -> Result<()> {
+            if let Some(dir) = probe.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let mut f = File::create(&probe)
+                .with_context(|| format!("cannot create {}", probe.display()))?;
+            std::io::Write::write_all(&mut f, b"fasttrack check\n")?;
+            f.sync_all()?;
+            std::fs::remove_file(&probe)
+                .with_context(|| format!("cannot remove {}", probe.display()))
+        })();
+        vec![
+            exists,
+            CheckItem {
+                what: "test write and remove".into(),
+                result: write
+                    .map(|()| probe.display().to_string())
+                    .map_err(|e| format!("{e:#}")),
+            },
+        ]
     }
 }
 
@@ -95,6 +129,16 @@ fn same_contents(a: &Path, b: &Path) -> Result<bool> {
 mod tests {
     use super::*;
 
+    fn meta() -> ObjectMeta {
+        ObjectMeta {
+            host: "web1".into(),
+            source_log: "/var/log/docker.log".into(),
+            lines: 1,
+            plain_bytes: 2,
+            sha256_plain: "00".into(),
+        }
+    }
+
     #[test]
     fn ships_once_and_a_retry_is_recognised() {
         let src_dir = tempfile::tempdir().unwrap();
@@ -104,11 +148,11 @@ mod tests {
         let dest = LocalDir::new(out.path());
         let key = ObjectKey::new("", "web1", "docker.log-9.gz");
         assert_eq!(
-            dest.ship(&key, &file).unwrap(),
+            dest.ship(&key, &file, &meta()).unwrap(),
             Shipped::Written { bytes: 10 }
         );
         assert_eq!(
-            dest.ship(&key, &file).unwrap(),
+            dest.ship(&key, &file, &meta()).unwrap(),
             Shipped::AlreadyThere { bytes: 10 }
         );
         assert_eq!(
@@ -130,9 +174,14 @@ mod tests {
         std::fs::create_dir(out.path().join("web1")).unwrap();
         std::fs::write(out.path().join("web1/docker.log-9.gz"), b"theirs").unwrap();
         let e = LocalDir::new(out.path())
-            .ship(&ObjectKey::new("", "web1", "docker.log-9.gz"), &file)
+            .ship(
+                &ObjectKey::new("", "web1", "docker.log-9.gz"),
+                &file,
+                &meta(),
+            )
             .unwrap_err();
         assert!(e.to_string().contains("never overwrites"), "{e}");
+        assert!(super::super::is_permanent(&e));
         assert_eq!(
             std::fs::read(out.path().join("web1/docker.log-9.gz")).unwrap(),
             b"theirs"
@@ -145,7 +194,7 @@ mod tests {
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").unwrap();
         let e = LocalDir::new(&dir.path().join("nope"))
-            .ship(&ObjectKey::new("", "h", "f"), &file)
+            .ship(&ObjectKey::new("", "h", "f"), &file, &meta())
             .unwrap_err();
         assert!(e.to_string().contains("fix --dest"), "{e}");
     }

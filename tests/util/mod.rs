@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod s3;
 pub mod syslog_ng;
 
 use flate2::read::MultiGzDecoder;
@@ -11,15 +12,36 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use s3::S3Server;
 pub use syslog_ng::SyslogNg;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fasttrack");
 pub const HOST: &str = "testhost";
 
-/// A private directory holding everything one test touches.
+/// A private directory holding everything one test touches, and, for S3 tests, the server.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
+    /// The S3 server objects are shipped to (None: a file:// destination).
+    pub s3: Option<S3Server>,
+    /// The endpoint fasttrack is given: the server's, or a proxy's in front of it.
+    pub endpoint: Option<String>,
 }
+
+/// One shipped object: its file name and bytes.
+pub struct ShippedObject {
+    pub name: String,
+    pub body: Vec<u8>,
+}
+
+/// The environment of every fasttrack and syslog-ng started by a test: static test credentials,
+/// no instance metadata lookups (nothing but loopback is ever contacted), no ~/.aws files.
+pub const AWS_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY),
+    ("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_CONFIG_FILE", "/dev/null"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+];
 
 impl TestEnv {
     pub fn new() -> TestEnv {
@@ -30,7 +52,28 @@ impl TestEnv {
         std::fs::create_dir(dir.path().join("out")).unwrap();
         std::fs::create_dir(dir.path().join("logs")).unwrap();
         std::fs::write(dir.path().join("fasttrack.toml"), "").unwrap();
-        TestEnv { dir }
+        TestEnv {
+            dir,
+            s3: None,
+            endpoint: None,
+        }
+    }
+
+    /// A test environment shipping to a fresh bucket of its own s3s-fs.
+    pub fn new_s3() -> TestEnv {
+        let mut env = TestEnv::new();
+        let server = S3Server::start(&env.path().join("s3"));
+        env.endpoint = Some(server.endpoint());
+        env.s3 = Some(server);
+        env
+    }
+
+    pub fn server(&self) -> &S3Server {
+        self.s3.as_ref().expect("an S3 test environment")
+    }
+
+    pub fn server_mut(&mut self) -> &mut S3Server {
+        self.s3.as_mut().expect("an S3 test environment")
     }
 
     pub fn path(&self) -> &Path {
@@ -69,7 +112,7 @@ impl TestEnv {
             "--log".into(),
             self.log().display().to_string(),
             "--dest".into(),
-            format!("file://{}", self.out().display()),
+            self.dest_url(),
             "--state-dir".into(),
             self.state().display().to_string(),
             "--log-file".into(),
@@ -81,6 +124,24 @@ impl TestEnv {
             "--pidfile".into(),
             self.pidfile().display().to_string(),
         ]
+        .into_iter()
+        .chain(self.endpoint.iter().flat_map(|e| {
+            [
+                "--endpoint-url".to_string(),
+                e.clone(),
+                "--path-style".to_string(),
+                "--region".to_string(),
+                "us-east-1".to_string(),
+            ]
+        }))
+        .collect()
+    }
+
+    pub fn dest_url(&self) -> String {
+        match &self.s3 {
+            Some(_) => format!("s3://{}/{}", s3::BUCKET, s3::PREFIX),
+            None => format!("file://{}", self.out().display()),
+        }
     }
 
     /// A `fasttrack` command with this env's options and no FASTTRACK_* from the outside.
@@ -91,6 +152,7 @@ impl TestEnv {
                 cmd.env_remove(k);
             }
         }
+        cmd.envs(AWS_ENV.iter().copied());
         cmd.arg(sub).args(self.common_args()).args(extra);
         cmd.stdin(Stdio::null());
         cmd
@@ -113,7 +175,12 @@ impl TestEnv {
     /// Everything a failing assertion needs to be understood.
     pub fn dump(&self) -> String {
         let mut s = String::new();
-        for dir in [self.logs_dir(), self.shipped_dir(), self.state()] {
+        for dir in [
+            self.logs_dir(),
+            self.shipped_dir(),
+            self.state(),
+            self.state().join("uploads"),
+        ] {
             s += &format!("--- {}:\n", dir.display());
             if let Ok(entries) = std::fs::read_dir(&dir) {
                 let mut names: Vec<String> = entries
@@ -128,27 +195,45 @@ impl TestEnv {
                 s += "\n";
             }
         }
+        if self.s3.is_some() {
+            s += &format!("--- objects: {:?}\n", self.shipped_names());
+        }
         s += "--- fasttrack.log:\n";
         s += &std::fs::read_to_string(self.log_file()).unwrap_or_default();
         s
     }
 
-    /// Shipped objects in name order (= the order their lines were written).
-    pub fn shipped(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.shipped_dir())
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        files.retain(|p| p.extension().is_some_and(|e| e == "gz"));
-        files.sort_by_key(|p| suffix_of(p));
-        files
+    /// Shipped objects in name order (= the order their lines were written), read from the
+    /// destination directory or downloaded from the S3 server.
+    pub fn shipped(&self) -> Vec<ShippedObject> {
+        let mut objects: Vec<ShippedObject> = match &self.s3 {
+            Some(server) => server
+                .download(&format!("{}/{HOST}/", s3::PREFIX))
+                .into_iter()
+                .map(|o| ShippedObject {
+                    name: o.key.rsplit('/').next().unwrap_or_default().to_string(),
+                    body: o.body,
+                })
+                .collect(),
+            None => std::fs::read_dir(self.shipped_dir())
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| ShippedObject {
+                            name: e.file_name().to_string_lossy().into_owned(),
+                            body: std::fs::read(e.path()).unwrap_or_default(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        objects.retain(|o| o.name.ends_with(".gz") && !o.name.starts_with('.'));
+        objects.sort_by_key(|o| suffix_of(&o.name));
+        objects
     }
 
     /// The file names of the shipped objects, in order.
     pub fn shipped_names(&self) -> Vec<String> {
-        self.shipped()
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect()
+        self.shipped().into_iter().map(|o| o.name).collect()
     }
 
     /// The `.gz` files kept beside the log, sorted.
@@ -185,8 +270,8 @@ impl TestEnv {
     /// All lines of the shipped objects then the live log, in order.
     pub fn all_lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        for f in self.shipped() {
-            lines.extend(gunzip_lines(&f));
+        for o in self.shipped() {
+            lines.extend(gunzip_lines(&o.body));
         }
         if let Ok(text) = std::fs::read_to_string(self.log()) {
             lines.extend(text.lines().map(str::to_string));
@@ -210,20 +295,19 @@ impl TestEnv {
     }
 }
 
-fn suffix_of(p: &Path) -> u64 {
-    p.file_name()
-        .and_then(|n| n.to_str())
+fn suffix_of(name: &str) -> u64 {
+    Some(name)
         .and_then(|n| n.strip_prefix("docker.log-"))
         .and_then(|n| n.strip_suffix(".gz"))
         .and_then(|n| n.parse().ok())
         .unwrap_or(u64::MAX)
 }
 
-pub fn gunzip_lines(path: &Path) -> Vec<String> {
+pub fn gunzip_lines(gz: &[u8]) -> Vec<String> {
     let mut text = String::new();
-    MultiGzDecoder::new(std::fs::File::open(path).expect("open gz"))
+    MultiGzDecoder::new(gz)
         .read_to_string(&mut text)
-        .unwrap_or_else(|e| panic!("{} is not valid gzip: {e}", path.display()));
+        .unwrap_or_else(|e| panic!("a shipped object is not valid gzip: {e}"));
     text.lines().map(str::to_string).collect()
 }
 

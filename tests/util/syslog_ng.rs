@@ -49,6 +49,7 @@ impl SyslogNg {
         std::fs::write(&conf_path, conf).unwrap();
         let out = std::fs::File::create(env.path().join("syslog-ng.out")).unwrap();
         let child = Command::new("syslog-ng")
+            .envs(super::AWS_ENV.iter().copied())
             .arg("-F")
             .arg("-f")
             .arg(&conf_path)

@@ -1,0 +1,926 @@
+//! `s3://BUCKET[/PREFIX]`: verified uploads to S3 or an S3-compatible store.
+//!
+//! Small files go up with one PutObject, larger ones as a multipart upload read from disk part
+//! by part (memory bounded by part size x concurrency). Every request carries Content-MD5, and
+//! what the store says it holds is compared with what was sent: the ETag with our MD5 (single
+//! part) or with the MD5 of the part MD5s (multipart). Some S3-compatible servers store the
+//! SDK's aws-chunked framing as the body and still answer 200 (awslabs/aws-sdk-rust#1240): the
+//! comparison catches it, the object is removed and the error names `--checksum when-required`.
+//!
+//! A multipart upload's id is journalled in the state dir before any part is sent, so that
+//! after a crash the next run aborts it and no orphan parts are left on the store.
+//! Errors are classified once, in [`S3Dest::classify`], as retryable or [`Permanent`].
+
+use super::{CheckItem, Destination, ObjectMeta, Permanent, Shipped};
+use crate::compress::hex;
+use crate::config::{ChecksumMode, ConfigError, S3Options, Sse};
+use crate::fsutil::atomic_write;
+use crate::naming::ObjectKey;
+use anyhow::{anyhow, Context, Result};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::{
+    ProvideCredentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    SharedCredentialsProvider,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
+};
+use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls;
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tracing::{info, warn};
+
+const CONTENT_TYPE: &str = "application/gzip";
+/// Object metadata keys (sent as x-amz-meta-*).
+const META_SHA256: &str = "sha256";
+
+pub struct S3Dest {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    credentials: Option<SharedCredentialsProvider>,
+    bucket: String,
+    region: String,
+    endpoint: String,
+    opts: S3Options,
+    uploads_dir: PathBuf,
+    /// HeadBucket succeeded once: the bucket exists and is reachable with these credentials.
+    bucket_seen: std::sync::atomic::AtomicBool,
+}
+
+/// A part sent and what the store answered for it.
+struct SentPart {
+    number: i32,
+    etag: String,
+    md5: [u8; 16],
+}
+
+/// What an S3 call was doing, for the error message.
+#[derive(Clone, Copy)]
+enum Action {
+    List,
+    Head,
+    Put,
+    Delete,
+    Multipart,
+}
+
+impl Action {
+    fn permission(self) -> &'static str {
+        match self {
+            Action::List => "s3:ListBucket",
+            Action::Head => "s3:GetObject",
+            Action::Put | Action::Multipart => "s3:PutObject",
+            Action::Delete => "s3:DeleteObject",
+        }
+    }
+}
+
+impl S3Dest {
+    pub fn new(bucket: &str, opts: &S3Options, state_dir: &Path) -> Result<Self> {
+        for (flag, file) in [
+            ("--aws-config-file", &opts.aws_config_file),
+            ("--aws-credentials-file", &opts.aws_credentials_file),
+        ] {
+            if let Some(f) = file {
+                if !f.is_file() {
+                    return Err(ConfigError(format!(
+                        "{flag} {}: no such file; create it or fix {flag}",
+                        f.display()
+                    ))
+                    .into());
+                }
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime for S3")?;
+        // One TLS stack: rustls with ring.
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(opts.upload_timeout)
+                    .build(),
+            )
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(200)),
+            );
+        if let Some(profile) = &opts.profile {
+            loader = loader.profile_name(profile);
+        }
+        // Explicit files, because syslog-ng's child may have no HOME to find ~/.aws in.
+        if opts.aws_config_file.is_some() || opts.aws_credentials_file.is_some() {
+            let mut files = EnvConfigFiles::builder();
+            files = match &opts.aws_config_file {
+                Some(f) => files.with_file(EnvConfigFileKind::Config, f),
+                None => files.include_default_config_file(true),
+            };
+            files = match &opts.aws_credentials_file {
+                Some(f) => files.with_file(EnvConfigFileKind::Credentials, f),
+                None => files.include_default_credentials_file(true),
+            };
+            loader = loader.profile_files(files.build());
+        }
+        if let Some(region) = &opts.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &opts.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let sdk = rt.block_on(loader.load());
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .region(Region::new(region.clone()))
+            .force_path_style(opts.path_style);
+        if opts.checksum == ChecksumMode::WhenRequired {
+            conf = conf
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        }
+        Ok(S3Dest {
+            rt,
+            client: Client::from_conf(conf.build()),
+            credentials: sdk.credentials_provider(),
+            bucket: bucket.to_string(),
+            endpoint: opts
+                .endpoint_url
+                .clone()
+                .unwrap_or_else(|| format!("s3.{region}.amazonaws.com")),
+            region,
+            opts: opts.clone(),
+            uploads_dir: state_dir.join("uploads"),
+            bucket_seen: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    fn is_kms(&self) -> bool {
+        matches!(self.opts.sse, Some(Sse::Kms { .. }))
+    }
+
+    /// The one place where S3 errors are sorted into retryable and [`Permanent`], with a
+    /// message that says what to do.
+    fn classify<E>(
+        &self,
+        err: SdkError<E, HttpResponse>,
+        action: Action,
+        key: &str,
+    ) -> anyhow::Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let code = err.code().map(str::to_string);
+        let detail = brief(&err);
+        let bucket = &self.bucket;
+        let region = &self.region;
+        let what = self.url(key);
+        let permanent = |msg: String| anyhow::Error::new(Permanent(msg));
+        match (code.as_deref(), status) {
+            (Some("NoSuchBucket"), _) | (None | Some("NotFound"), Some(404))
+                if !matches!(action, Action::Head) =>
+            {
+                permanent(format!(
+                    "bucket {bucket} does not exist in {region} ({}); create it or fix --dest",
+                    self.endpoint
+                ))
+            }
+            (Some("AccessDenied" | "AllAccessDisabled" | "AccountProblem"), _) | (None, Some(403)) => {
+                permanent(format!(
+                    "access denied to {what}: the credentials in use must allow {} on it (see the IAM policy in README.md)",
+                    action.permission()
+                ))
+            }
+            (Some("NoSuchKey"), _) if matches!(action, Action::List) => permanent(format!(
+                "bucket {bucket} does not exist in {region} ({}); create it or fix --dest",
+                self.endpoint
+            )),
+            (Some("InvalidAccessKeyId" | "NotSignedUp"), _) => permanent(format!(
+                "the store at {} does not know this access key id: fix the credentials \
+                 (environment, --profile, --aws-credentials-file, instance role)",
+                self.endpoint
+            )),
+            (Some("SignatureDoesNotMatch"), _) => permanent(
+                "the secret key does not match the access key id: fix the credentials \
+                 (environment, --profile, --aws-credentials-file)"
+                    .to_string(),
+            ),
+            (
+                Some("PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException"),
+                _,
+            )
+            | (None, Some(301)) => permanent(format!(
+                "bucket {bucket} is not in region {region}; set --region to the bucket's region"
+            )),
+            (Some("InvalidStorageClass"), _) => permanent(format!(
+                "the store rejects storage class {:?}; fix --storage-class",
+                self.opts.storage_class.as_deref().unwrap_or("")
+            )),
+            (Some(c), _) if c.starts_with("KMS.") => permanent(format!(
+                "KMS refused to encrypt {what} ({c}): check --sse-kms-key-id and that the credentials may use the key"
+            )),
+            (Some("RequestTimeTooSkewed"), _) => permanent(
+                "the store rejects requests because this host's clock is off: fix the time (NTP)".to_string(),
+            ),
+            (Some("BadDigest" | "XAmzContentSHA256Mismatch" | "InvalidDigest"), _) => anyhow!(
+                "the store received different bytes than were sent for {what} (corrupted in transit?); will retry: {detail}"
+            ),
+            (_, Some(s)) if (400..500).contains(&s)
+                && !matches!(code.as_deref(), Some("RequestTimeout" | "ExpiredToken" | "TokenRefreshRequired" | "SlowDown"))
+                && s != 408 && s != 429 =>
+            {
+                permanent(format!("the store refused {what} (HTTP {s}): {detail}"))
+            }
+            (_, Some(s)) => anyhow!("the store at {} answered HTTP {s} for {what}; will retry: {detail}", self.endpoint),
+            (_, None) if detail.contains("credentials") => anyhow!(
+                "no AWS credentials could be loaded ({detail}); set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY, --profile, --aws-credentials-file, or give the host an instance role"
+            ),
+            (_, None) => anyhow!("cannot reach {} for {what}; will retry: {detail}", self.endpoint),
+        }
+    }
+
+    fn journal_path(&self, key: &ObjectKey) -> PathBuf {
+        self.uploads_dir
+            .join(key.as_str().replace('%', "%25").replace('/', "%2F"))
+    }
+
+    /// Aborts a multipart upload a crashed run left for this key.
+    async fn abort_leftover(&self, key: &ObjectKey) -> Result<()> {
+        let journal = self.journal_path(key);
+        let Ok(text) = std::fs::read_to_string(&journal) else {
+            return Ok(());
+        };
+        if let Some(upload_id) = text.lines().nth(1) {
+            match self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .upload_id(upload_id)
+                .send()
+                .await
+            {
+                Ok(_) => info!(
+                    "aborted the multipart upload {upload_id} of {} left by an interrupted run",
+                    self.url(key.as_str())
+                ),
+                Err(e)
+                    if e.code() == Some("NoSuchUpload")
+                        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
+                Err(e) => return Err(self.classify(e, Action::Multipart, key.as_str())),
+            }
+        }
+        std::fs::remove_file(&journal)
+            .with_context(|| format!("cannot remove {}", journal.display()))
+    }
+
+    /// The object's size and our sha256 metadata, if it exists.
+    async fn head(&self, key: &ObjectKey) -> Result<Option<(u64, Option<String>, Option<String>)>> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some((
+                out.content_length().unwrap_or(0).max(0) as u64,
+                out.metadata().and_then(|m| m.get(META_SHA256).cloned()),
+                out.e_tag().map(|e| e.trim_matches('"').to_string()),
+            ))),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(self.classify(e, Action::Head, key.as_str())),
+        }
+    }
+
+    /// An object already at the key: the same bytes count as shipped, anything else is a conflict.
+    async fn compare_existing(
+        &self,
+        key: &ObjectKey,
+        size: u64,
+        sha256: &str,
+        md5: Option<&str>,
+    ) -> Result<Option<Shipped>> {
+        let Some((existing_size, existing_sha, etag)) = self.head(key).await? else {
+            return Ok(None);
+        };
+        let same = existing_size == size
+            && match (existing_sha.as_deref(), md5, etag.as_deref()) {
+                (Some(s), _, _) => s == sha256,
+                (None, Some(m), Some(e)) => m == e,
+                _ => false,
+            };
+        if same {
+            Ok(Some(Shipped::AlreadyThere { bytes: size }))
+        } else {
+            Err(Permanent(format!(
+                "{} already exists with different contents ({existing_size} bytes); fasttrack never \
+                 overwrites a shipped log: remove it, or check that no two hosts ship under the same --host",
+                self.url(key.as_str())
+            ))
+            .into())
+        }
+    }
+
+    /// Once per process: a missing bucket or a wrong region is reported as such, before any
+    /// upload (some S3-compatible stores would otherwise create the bucket on the fly).
+    /// A one-key listing rather than HeadBucket: a HEAD response has no body, so the store
+    /// could not say *why* it refused (unknown key id, wrong secret, no such bucket).
+    async fn ensure_bucket(&self, key: &ObjectKey) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.bucket_seen.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let dir = key.as_str().rsplit_once('/').map_or("", |(d, _)| d);
+        self.client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("{dir}/"))
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| self.classify(e, Action::List, key.as_str()))?;
+        self.bucket_seen.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn ship_async(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped> {
+        self.ensure_bucket(key).await?;
+        self.abort_leftover(key).await?;
+        let path = file.to_path_buf();
+        let (size, sha256) = tokio::task::spawn_blocking(move || sha256_file(&path)).await??;
+        if let Some(shipped) = self.compare_existing(key, size, &sha256, None).await? {
+            return Ok(shipped);
+        }
+        let metadata = HashMap::from([
+            ("host".to_string(), ascii(&meta.host)),
+            ("source-log".to_string(), ascii(&meta.source_log)),
+            ("lines".to_string(), meta.lines.to_string()),
+            (
+                "uncompressed-bytes".to_string(),
+                meta.plain_bytes.to_string(),
+            ),
+            ("uncompressed-sha256".to_string(), meta.sha256_plain.clone()),
+            (META_SHA256.to_string(), sha256.clone()),
+        ]);
+        if size <= self.opts.part_size {
+            self.put_single(key, file, size, &sha256, metadata).await
+        } else {
+            self.put_multipart(key, file, size, &sha256, metadata).await
+        }
+    }
+
+    async fn put_single(
+        &self,
+        key: &ObjectKey,
+        file: &Path,
+        size: u64,
+        sha256: &str,
+        metadata: HashMap<String, String>,
+    ) -> Result<Shipped> {
+        let path = file.to_path_buf();
+        let (body, md5) = tokio::task::spawn_blocking(move || read_part(&path, 0, size)).await??;
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .body(ByteStream::from(body))
+            .content_length(size as i64)
+            .content_md5(base64(&md5))
+            .content_type(CONTENT_TYPE)
+            .set_metadata(Some(metadata))
+            .if_none_match("*");
+        if let Some(class) = &self.opts.storage_class {
+            req = req.storage_class(StorageClass::from(class.as_str()));
+        }
+        req = match &self.opts.sse {
+            None => req,
+            Some(Sse::Aes256) => req.server_side_encryption(ServerSideEncryption::Aes256),
+            Some(Sse::Kms { key_id }) => req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(key_id.clone()),
+        };
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) if is_precondition_failed(&e) => {
+                // Someone (an earlier run of ours) wrote it meanwhile.
+                return self
+                    .compare_existing(key, size, sha256, Some(&hex(&md5)))
+                    .await?
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "{} exists and then vanished; will retry",
+                            self.url(key.as_str())
+                        )
+                    });
+            }
+            Err(e) => return Err(self.classify(e, Action::Put, key.as_str())),
+        };
+        let etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
+        self.verify(key, size, etag.as_deref(), &hex(&md5)).await?;
+        Ok(Shipped::Written { bytes: size })
+    }
+
+    async fn put_multipart(
+        &self,
+        key: &ObjectKey,
+        file: &Path,
+        size: u64,
+        sha256: &str,
+        metadata: HashMap<String, String>,
+    ) -> Result<Shipped> {
+        let mut req = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(CONTENT_TYPE)
+            .set_metadata(Some(metadata));
+        if let Some(class) = &self.opts.storage_class {
+            req = req.storage_class(StorageClass::from(class.as_str()));
+        }
+        req = match &self.opts.sse {
+            None => req,
+            Some(Sse::Aes256) => req.server_side_encryption(ServerSideEncryption::Aes256),
+            Some(Sse::Kms { key_id }) => req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(key_id.clone()),
+        };
+        let created = req
+            .send()
+            .await
+            .map_err(|e| self.classify(e, Action::Multipart, key.as_str()))?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| {
+                anyhow!(
+                    "the store returned no upload id for {}",
+                    self.url(key.as_str())
+                )
+            })?
+            .to_string();
+        std::fs::create_dir_all(&self.uploads_dir)
+            .with_context(|| format!("cannot create {}", self.uploads_dir.display()))?;
+        atomic_write(
+            &self.journal_path(key),
+            format!("{key}\n{upload_id}\n").as_bytes(),
+        )?;
+
+        let result = async {
+            let parts = self.upload_parts(key, &upload_id, file, size).await?;
+            self.complete(key, &upload_id, size, sha256, parts).await
+        }
+        .await;
+        if result.is_err() {
+            let abort = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            if let Err(e) = abort {
+                warn!(
+                    "cannot abort multipart upload {upload_id} of {} ({}); the next run retries",
+                    self.url(key.as_str()),
+                    DisplayErrorContext(&e)
+                );
+                return result;
+            }
+        }
+        let journal = self.journal_path(key);
+        std::fs::remove_file(&journal)
+            .with_context(|| format!("cannot remove {}", journal.display()))?;
+        result
+    }
+
+    /// Sends the parts, at most `upload_concurrency` at a time, each read from disk when its turn comes.
+    async fn upload_parts(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        file: &Path,
+        size: u64,
+    ) -> Result<Vec<SentPart>> {
+        let part_size = self.opts.part_size;
+        let count = size.div_ceil(part_size);
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut next: u64 = 0;
+        let mut sent = Vec::with_capacity(count as usize);
+        while next < count || !in_flight.is_empty() {
+            while next < count && in_flight.len() < self.opts.upload_concurrency {
+                let offset = next * part_size;
+                let len = part_size.min(size - offset);
+                let number = (next + 1) as i32;
+                let path = file.to_path_buf();
+                let request = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key.as_str())
+                    .upload_id(upload_id)
+                    .part_number(number);
+                in_flight.spawn(async move {
+                    let (body, md5) =
+                        tokio::task::spawn_blocking(move || read_part(&path, offset, len))
+                            .await??;
+                    let out = request
+                        .body(ByteStream::from(body))
+                        .content_length(len as i64)
+                        .content_md5(base64(&md5))
+                        .send()
+                        .await;
+                    Ok::<_, anyhow::Error>((number, md5, out))
+                });
+                next += 1;
+            }
+            let Some(joined) = in_flight.join_next().await else {
+                break;
+            };
+            let (number, md5, out) = joined.context("an upload task failed")??;
+            let out = out.map_err(|e| self.classify(e, Action::Multipart, key.as_str()))?;
+            let etag = out
+                .e_tag()
+                .map(|e| e.trim_matches('"').to_string())
+                .unwrap_or_default();
+            if !self.is_kms() && etag != hex(&md5) {
+                return Err(mismatch(
+                    &self.url(key.as_str()),
+                    &format!("part {number}: ETag {etag}"),
+                    &hex(&md5),
+                ));
+            }
+            sent.push(SentPart { number, etag, md5 });
+        }
+        sent.sort_by_key(|p| p.number);
+        Ok(sent)
+    }
+
+    async fn complete(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        size: u64,
+        sha256: &str,
+        parts: Vec<SentPart>,
+    ) -> Result<Shipped> {
+        let mut all = Md5::new();
+        for p in &parts {
+            all.update(p.md5);
+        }
+        let expected = format!("{}-{}", hex(&all.finalize()), parts.len());
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .iter()
+                    .map(|p| {
+                        CompletedPart::builder()
+                            .part_number(p.number)
+                            .e_tag(&p.etag)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        let out = match self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .multipart_upload(completed)
+            .if_none_match("*")
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if is_precondition_failed(&e) => {
+                return self
+                    .compare_existing(key, size, sha256, None)
+                    .await?
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "{} exists and then vanished; will retry",
+                            self.url(key.as_str())
+                        )
+                    });
+            }
+            Err(e) => return Err(self.classify(e, Action::Multipart, key.as_str())),
+        };
+        let etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
+        self.verify(key, size, etag.as_deref(), &expected).await?;
+        Ok(Shipped::Written { bytes: size })
+    }
+
+    /// Checks that the store holds what was sent. The ETag is compared when it is an MD5
+    /// (not with SSE-KMS); otherwise, and when the store returns none, the size is.
+    async fn verify(
+        &self,
+        key: &ObjectKey,
+        size: u64,
+        etag: Option<&str>,
+        expected: &str,
+    ) -> Result<()> {
+        let etag_is_md5 = etag.is_some_and(|e| {
+            let hex_part = e.split('-').next().unwrap_or("");
+            hex_part.len() == 32 && hex_part.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        let ok = if etag_is_md5 && !self.is_kms() {
+            etag == Some(expected)
+        } else {
+            self.head(key).await?.is_some_and(|(s, _, _)| s == size)
+        };
+        if ok {
+            return Ok(());
+        }
+        // What is stored is not what we sent: never leave it under the final name.
+        if let Err(e) = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            warn!(
+                "cannot remove the mismatched {}: {}",
+                self.url(key.as_str()),
+                DisplayErrorContext(&e)
+            );
+        }
+        Err(mismatch(
+            &self.url(key.as_str()),
+            &format!("ETag {}", etag.unwrap_or("(none)")),
+            expected,
+        ))
+    }
+
+    async fn check_async(&self, probe: &ObjectKey) -> Vec<CheckItem> {
+        let mut items = Vec::new();
+        let credentials = match &self.credentials {
+            None => Err("no credentials provider configured".to_string()),
+            Some(p) => match p.provide_credentials().await {
+                Ok(c) => Ok(match c.expiry() {
+                    Some(t) => format!(
+                        "resolved (temporary, expire {})",
+                        chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                    None => "resolved".to_string(),
+                }),
+                Err(e) => Err(format!(
+                    "{}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, --profile, --aws-credentials-file, \
+                     or give the host an instance role",
+                    DisplayErrorContext(&e)
+                )),
+            },
+        };
+        let creds_ok = credentials.is_ok();
+        items.push(CheckItem {
+            what: "credentials".into(),
+            result: credentials,
+        });
+        if !creds_ok {
+            return items;
+        }
+        let bucket = self
+            .ensure_bucket(probe)
+            .await
+            .map(|()| format!("reachable at {}, region {}", self.endpoint, self.region))
+            .map_err(|e| format!("{e:#}"));
+        let bucket_ok = bucket.is_ok();
+        items.push(CheckItem {
+            what: format!("bucket {}", self.bucket),
+            result: bucket,
+        });
+        if !bucket_ok {
+            return items;
+        }
+        let body = format!("fasttrack check {}\n", chrono::Utc::now().to_rfc3339());
+        let md5: [u8; 16] = Md5::digest(body.as_bytes()).into();
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(probe.as_str())
+            .body(ByteStream::from(Bytes::from(body.clone())))
+            .content_md5(base64(&md5))
+            .send()
+            .await;
+        let written = match put {
+            Err(e) => Err(format!(
+                "{:#}",
+                self.classify(e, Action::Put, probe.as_str())
+            )),
+            Ok(out) => {
+                let etag = out
+                    .e_tag()
+                    .map(|e| e.trim_matches('"').to_string())
+                    .unwrap_or_default();
+                if self.is_kms() || etag == hex(&md5) {
+                    Ok(format!("wrote {}", self.url(probe.as_str())))
+                } else {
+                    Err(format!(
+                        "{:#}",
+                        mismatch(
+                            &self.url(probe.as_str()),
+                            &format!("ETag {etag}"),
+                            &hex(&md5)
+                        )
+                    ))
+                }
+            }
+        };
+        items.push(CheckItem {
+            what: "test write".into(),
+            result: written,
+        });
+        let removed = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(probe.as_str())
+            .send()
+            .await
+            .map(|_| format!("removed {}", self.url(probe.as_str())))
+            .map_err(|e| format!("{:#}", self.classify(e, Action::Delete, probe.as_str())));
+        items.push(CheckItem {
+            what: "test remove".into(),
+            result: removed,
+        });
+        items
+    }
+}
+
+impl Destination for S3Dest {
+    fn ship(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped> {
+        self.rt.block_on(self.ship_async(key, file, meta))
+    }
+
+    fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem> {
+        self.rt.block_on(self.check_async(probe_key))
+    }
+}
+
+/// The store's error code and message, or the transport error without the SDK's Debug dump.
+fn brief<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: &SdkError<E, HttpResponse>,
+) -> String {
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => {
+            let full = DisplayErrorContext(err).to_string();
+            let cut = [
+                "DispatchFailure(",
+                "ServiceError(",
+                "TimeoutError(",
+                "ResponseError(",
+                "ConstructionFailure(",
+            ]
+            .iter()
+            .filter_map(|marker| full.find(&format!(" ({marker}")))
+            .min();
+            match cut {
+                Some(i) => full[..i].to_string(),
+                None => full,
+            }
+        }
+    }
+}
+
+fn mismatch(url: &str, got: &str, expected: &str) -> anyhow::Error {
+    Permanent(format!(
+        "the store does not hold the bytes that were sent for {url} ({got}, expected MD5 {expected}); \
+         S3-compatible stores that do not understand the SDK's aws-chunked uploads do this: \
+         set --checksum when-required"
+    ))
+    .into()
+}
+
+fn is_precondition_failed<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    e.code() == Some("PreconditionFailed")
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+}
+
+/// Reads `len` bytes at `offset` and their MD5.
+fn read_part(path: &Path, offset: u64, len: u64) -> Result<(Bytes, [u8; 16])> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, offset)
+        .with_context(|| format!("cannot read {} at {offset}", path.display()))?;
+    let md5: [u8; 16] = Md5::digest(&buf).into();
+    Ok((Bytes::from(buf), md5))
+}
+
+/// Size and sha256 of a file.
+fn sha256_file(path: &Path) -> Result<(u64, String)> {
+    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            return Ok((size, hex(&sha.finalize())));
+        }
+        size += n as u64;
+        sha.update(&buf[..n]);
+    }
+}
+
+/// S3 metadata values travel as HTTP headers: keep them ASCII.
+fn ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_rfc_examples() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+        // the Content-MD5 of an empty body
+        let md5: [u8; 16] = Md5::digest(b"").into();
+        assert_eq!(base64(&md5), "1B2M2Y8AsgTpgAmY7PhCfg==");
+    }
+
+    #[test]
+    fn metadata_values_stay_ascii() {
+        assert_eq!(ascii("/var/log/dockér.log"), "/var/log/dock?r.log");
+    }
+}

@@ -1,0 +1,378 @@
+//! The s3:// destination against a real S3-compatible server (s3s-fs, SigV4 checked) on
+//! loopback: end to end from syslog-ng, multipart with bounded memory, outages, faults,
+//! kill -9 mid-upload, wrong bucket and credentials, `fasttrack check`.
+
+use crate::util::s3::{Fault, Proxy, BUCKET, PREFIX};
+use crate::util::*;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write_log(env: &TestEnv, from: u64, to: u64) {
+    let text: String = (from..to).map(|s| docker_line(s, 200)).collect();
+    std::fs::write(env.log(), text).unwrap();
+}
+
+/// A valid gzip file of `mb` MiB that does not compress (stored blocks of random bytes), as a
+/// rotated file waiting to be shipped; returns its sha256.
+fn big_rotated_gz(env: &TestEnv, name: &str, mb: usize) -> Vec<u8> {
+    let path = env.logs_dir().join(name);
+    let file = std::fs::File::create(&path).unwrap();
+    let mut gz = GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::none());
+    let mut state = 0x9e3779b97f4a7c15u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..mb {
+        for b in chunk.chunks_mut(8) {
+            // xorshift: fast, incompressible enough for deflate
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            b.copy_from_slice(&state.to_le_bytes()[..b.len()]);
+        }
+        gz.write_all(&chunk).unwrap();
+    }
+    gz.finish()
+        .unwrap()
+        .into_inner()
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    Sha256::digest(std::fs::read(&path).unwrap()).to_vec()
+}
+
+#[test]
+fn syslog_ng_to_s3_every_line_exactly_once_with_metadata() {
+    let env = TestEnv::new_s3();
+    let sng = Arc::new(Mutex::new(SyslogNg::start(
+        &env,
+        Some(&["--quiet", "300ms"]),
+    )));
+    let mut seq = 0;
+    // three incidents separated by quiet periods, normal traffic around them
+    for _ in 0..3 {
+        {
+            let mut s = sng.lock().unwrap();
+            for i in 0..300 {
+                s.send(&docker_line(seq, if i % 50 == 0 { 503 } else { 200 }));
+                seq += 1;
+            }
+        }
+        let before = env.shipped().len();
+        env.wait_for("the incident to be shipped", WAIT, || {
+            env.shipped().len() > before
+        });
+    }
+    env.expect_every_line_once(seq);
+
+    let objects = env.server().download(&format!("{PREFIX}/{HOST}/"));
+    assert_eq!(objects.len(), 3);
+    for o in &objects {
+        assert_eq!(
+            o.content_type.as_deref(),
+            Some("application/gzip"),
+            "{}",
+            o.key
+        );
+        assert_eq!(o.metadata.get("host").map(String::as_str), Some(HOST));
+        assert_eq!(
+            o.metadata.get("source-log"),
+            Some(&env.log().display().to_string())
+        );
+        let lines = gunzip_lines(&o.body);
+        assert_eq!(
+            o.metadata.get("lines"),
+            Some(&lines.len().to_string()),
+            "{}",
+            o.key
+        );
+        let mut plain = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::MultiGzDecoder::new(&o.body[..]),
+            &mut plain,
+        )
+        .unwrap();
+        let sha: String = Sha256::digest(plain.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            o.metadata.get("uncompressed-sha256"),
+            Some(&sha),
+            "{}",
+            o.key
+        );
+    }
+    assert!(env.server().unfinished_uploads().is_empty());
+}
+
+#[test]
+fn a_200_mb_file_goes_up_as_multipart_with_bounded_memory() {
+    let env = TestEnv::new_s3();
+    let sha = big_rotated_gz(&env, "docker.log-1000.gz", 200);
+    // GNU time reports the peak RSS of fasttrack itself.
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "peak-rss-kib=%M"])
+        .arg(BIN)
+        .arg("upload")
+        .args(env.common_args())
+        .args([
+            "--reopen",
+            "none",
+            "--part-size",
+            "8MiB",
+            "--upload-concurrency",
+            "4",
+        ])
+        .envs(AWS_ENV.iter().copied())
+        .output()
+        .expect("/usr/bin/time (package time)");
+    env.assert_exit(&out, 0);
+    let err = stderr(&out);
+    let peak: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in {err}"));
+    println!("200 MiB multipart upload: peak RSS {} MiB", peak / 1024);
+    // 4 parts of 8 MiB in flight (read buffer + request body), plus the process itself.
+    assert!(peak < 96 * 1024, "peak RSS {peak} KiB");
+    let shipped = env.shipped();
+    assert_eq!(shipped.len(), 1);
+    assert_eq!(
+        Sha256::digest(&shipped[0].body).to_vec(),
+        sha,
+        "downloaded bytes differ"
+    );
+    let log = std::fs::read_to_string(env.log_file()).unwrap();
+    assert!(log.contains("shipped"), "{log}");
+    assert!(env.server().unfinished_uploads().is_empty());
+}
+
+#[test]
+fn an_outage_is_survived_by_watch_without_a_restart_and_by_upload() {
+    let mut env = TestEnv::new_s3();
+    write_log(&env, 0, 10);
+    env.server_mut().stop();
+    let mut watch = env.spawn_watch(&[
+        "--quiet",
+        "200ms",
+        "--reopen",
+        "none",
+        "--retry-max-delay",
+        "1s",
+    ]);
+    let mut stdin = watch.stdin.take().unwrap();
+    stdin.write_all(b"GET / HTTP/1.1 500 1\n").unwrap();
+    env.wait_for("the failure to be recorded", WAIT, || {
+        let out = env.run("status", &[]);
+        String::from_utf8_lossy(&out.stdout).contains("PENDING: compressed, not shipped yet")
+            && String::from_utf8_lossy(&out.stdout).contains("will be retried")
+    });
+    env.server_mut().restart();
+    env.wait_for("watch to ship once the server is back", WAIT, || {
+        env.shipped().len() == 1
+    });
+    drop(stdin);
+    assert_eq!(watch.wait().unwrap().code(), Some(0));
+
+    // The same with rotate (exit 3, file kept) then upload.
+    write_log(&env, 10, 20);
+    env.server_mut().stop();
+    let out = env.run("rotate", &["--reopen", "none"]);
+    env.assert_exit(&out, 3);
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+    assert_eq!(env.local_gz_names().len(), 2);
+    env.server_mut().restart();
+    let out = env.run("upload", &["--reopen", "none"]);
+    env.assert_exit(&out, 0);
+    assert_eq!(env.shipped().len(), 2);
+    assert_exactly_once_in_order(&env, 20);
+}
+
+#[test]
+fn slow_down_and_connection_resets_are_retried_and_shipped_once() {
+    let mut env = TestEnv::new_s3();
+    let proxy = Proxy::start(
+        env.server().port,
+        vec![
+            Fault::SlowDown,
+            Fault::Reset,
+            Fault::SlowDown,
+            Fault::Reset,
+            Fault::SlowDown,
+        ],
+        None,
+    );
+    env.endpoint = Some(proxy.endpoint());
+    write_log(&env, 0, 50);
+    let out = env.run("rotate", &["--reopen", "none"]);
+    env.assert_exit(&out, 0);
+    assert_eq!(proxy.faulted.load(std::sync::atomic::Ordering::SeqCst), 5);
+    assert_eq!(env.shipped_names().len(), 1);
+    assert_exactly_once_in_order(&env, 50);
+}
+
+#[test]
+fn kill_9_during_a_multipart_upload_leaves_no_orphan_and_ships_once() {
+    let mut env = TestEnv::new_s3();
+    let sha = big_rotated_gz(&env, "docker.log-2000.gz", 48);
+    // A slow link, so that the upload is surely under way when it is killed.
+    let proxy = Proxy::start(env.server().port, vec![], Some(8 << 20));
+    env.endpoint = Some(proxy.endpoint());
+    let mut child = env
+        .fasttrack(
+            "upload",
+            &[
+                "--reopen",
+                "none",
+                "--part-size",
+                "5MiB",
+                "--upload-concurrency",
+                "2",
+            ],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    env.wait_for("parts to be on the server", WAIT, || {
+        env.server()
+            .unfinished_uploads()
+            .iter()
+            .any(|n| n.contains(".part-"))
+    });
+    signal(child.id(), nix::sys::signal::Signal::SIGKILL);
+    child.wait().unwrap();
+    assert!(!env.server().unfinished_uploads().is_empty());
+    assert_eq!(
+        std::fs::read_dir(env.state().join("uploads"))
+            .unwrap()
+            .count(),
+        1,
+        "journal"
+    );
+
+    env.endpoint = Some(env.server().endpoint());
+    let out = env.run("upload", &["--reopen", "none", "--part-size", "5MiB"]);
+    env.assert_exit(&out, 0);
+    let log = std::fs::read_to_string(env.log_file()).unwrap();
+    assert!(log.contains("aborted the multipart upload"), "{log}");
+    assert_eq!(env.server().unfinished_uploads(), Vec::<String>::new());
+    let shipped = env.shipped();
+    assert_eq!(shipped.len(), 1);
+    assert_eq!(Sha256::digest(&shipped[0].body).to_vec(), sha);
+}
+
+#[test]
+fn wrong_bucket_and_credentials_are_permanent_errors_that_say_what_to_do() {
+    let env = TestEnv::new_s3();
+    write_log(&env, 0, 10);
+    let out = env.run(
+        "rotate",
+        &["--reopen", "none", "--dest", "s3://no-such-bucket/x"],
+    );
+    env.assert_exit(&out, 1);
+    let e = stderr(&out);
+    assert!(
+        e.contains("bucket no-such-bucket does not exist in us-east-1")
+            && e.contains("create it or fix --dest"),
+        "{e}"
+    );
+    assert_eq!(env.local_gz_names().len(), 1, "the file is kept");
+
+    let out = env
+        .fasttrack("upload", &["--reopen", "none"])
+        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        .output()
+        .unwrap();
+    env.assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("secret key does not match"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = env
+        .fasttrack("upload", &["--reopen", "none"])
+        .env("AWS_ACCESS_KEY_ID", "AKIAUNKNOWN")
+        .output()
+        .unwrap();
+    env.assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("fix the credentials"),
+        "{}",
+        stderr(&out)
+    );
+
+    let status = env.run("status", &[]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("last error"));
+    // fixed: it goes
+    let out = env.run("upload", &["--reopen", "none"]);
+    env.assert_exit(&out, 0);
+    assert_exactly_once_in_order(&env, 10);
+}
+
+#[test]
+fn check_reports_each_item() {
+    let env = TestEnv::new_s3();
+    let out = env.run("check", &["--reopen", "none"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    env.assert_exit(&out, 0);
+    for line in [
+        "OK    credentials",
+        "OK    bucket incident-logs",
+        "OK    test write",
+        "OK    test remove",
+    ] {
+        assert!(text.contains(line), "{text}");
+    }
+    assert!(env.shipped().is_empty(), "the test object is removed");
+
+    let out = env.run(
+        "check",
+        &[
+            "--reopen",
+            "none",
+            "--dest",
+            &format!("s3://missing-{BUCKET}"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    env.assert_exit(&out, 1);
+    assert!(
+        text.contains(
+            "FAIL  bucket missing-incident-logs: bucket missing-incident-logs does not exist"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_store_that_holds_other_bytes_than_were_sent_is_caught_and_nothing_is_recorded() {
+    let mut env = TestEnv::new_s3();
+    let proxy = Proxy::wrong_etags(env.server().port);
+    env.endpoint = Some(proxy.endpoint());
+    write_log(&env, 0, 10);
+    let out = env.run("rotate", &["--reopen", "none"]);
+    env.assert_exit(&out, 1);
+    let e = stderr(&out);
+    assert!(e.contains("does not hold the bytes that were sent"), "{e}");
+    assert!(e.contains("--checksum when-required"), "{e}");
+    // never recorded as shipped, never left under the final name, kept locally
+    env.endpoint = Some(env.server().endpoint());
+    assert!(env.shipped().is_empty(), "{}", env.dump());
+    assert_eq!(env.local_gz_names().len(), 1);
+    let status = env.run("status", &[]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("PENDING"));
+    let out = env.run("upload", &["--reopen", "none"]);
+    env.assert_exit(&out, 0);
+    assert_exactly_once_in_order(&env, 10);
+}

@@ -1,0 +1,303 @@
+//! A real S3-compatible server for one test: `s3s-fs` (it checks SigV4 signatures) over a temp
+//! directory, on a free loopback port, with a fresh bucket; plus a loopback proxy that can
+//! fail the first requests (503 SlowDown, connection reset) or slow the transfer down.
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "AKIAFASTTRACKTEST";
+pub const SECRET_KEY: &str = "fasttrack-test-secret-key";
+pub const BUCKET: &str = "incident-logs";
+pub const PREFIX: &str = "fast-track";
+
+pub struct S3Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub root: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl S3Server {
+    /// Starts s3s-fs over `root` with a fresh, empty bucket.
+    pub fn start(root: &Path) -> S3Server {
+        std::fs::create_dir_all(root.join(BUCKET)).unwrap();
+        let mut s = S3Server {
+            child: None,
+            port: free_port(),
+            root: root.to_path_buf(),
+        };
+        s.restart();
+        s
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// (Re)starts the server on the same port and directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(&self.root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs not found: run the README test command (it installs s3s-fs)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "s3s-fs did not start on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Multipart uploads the server still holds (their parts are files in its root).
+    pub fn unfinished_uploads(&self) -> Vec<String> {
+        std::fs::read_dir(&self.root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".upload"))
+            .collect()
+    }
+
+    /// Every object under `prefix`, downloaded over HTTP with its metadata, in key order.
+    pub fn download(&self, prefix: &str) -> Vec<Object> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let conf = aws_sdk_s3::config::Builder::new()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .endpoint_url(self.endpoint())
+                .force_path_style(true)
+                .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+                .http_client(
+                    aws_smithy_http_client::Builder::new()
+                        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                        ))
+                        .build_https(),
+                )
+                .build();
+            let client = aws_sdk_s3::Client::from_conf(conf);
+            let list = client
+                .list_objects_v2()
+                .bucket(BUCKET)
+                .prefix(prefix)
+                .send()
+                .await
+                .expect("list objects");
+            let mut objects = Vec::new();
+            for o in list.contents() {
+                let key = o.key().unwrap().to_string();
+                let got = client
+                    .get_object()
+                    .bucket(BUCKET)
+                    .key(&key)
+                    .send()
+                    .await
+                    .expect("get object");
+                let metadata = got.metadata().cloned().unwrap_or_default();
+                let content_type = got.content_type().map(str::to_string);
+                let body = got.body.collect().await.unwrap().into_bytes().to_vec();
+                objects.push(Object {
+                    key,
+                    body,
+                    metadata,
+                    content_type,
+                });
+            }
+            objects.sort_by(|a, b| a.key.cmp(&b.key));
+            objects
+        })
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub struct Object {
+    pub key: String,
+    pub body: Vec<u8>,
+    pub metadata: std::collections::HashMap<String, String>,
+    pub content_type: Option<String>,
+}
+
+/// How the proxy treats the connections it accepts, in order.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Answer `503 SlowDown` without reaching the server.
+    SlowDown,
+    /// Read the request, then reset the connection.
+    Reset,
+}
+
+/// A loopback TCP proxy to the S3 server: the first connections get `faults`, the others are
+/// forwarded, at most `bytes_per_sec` upstream when set.
+pub struct Proxy {
+    pub port: u16,
+    pub faulted: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    /// A proxy that forwards everything but rewrites the `ETag` header of every response, as
+    /// if the store held other bytes than were sent (what a store that keeps the SDK's
+    /// aws-chunked framing as the body looks like from the client).
+    pub fn wrong_etags(upstream: u16) -> Proxy {
+        Self::spawn(upstream, vec![], None, true)
+    }
+
+    pub fn start(upstream: u16, faults: Vec<Fault>, bytes_per_sec: Option<usize>) -> Proxy {
+        Self::spawn(upstream, faults, bytes_per_sec, false)
+    }
+
+    fn spawn(
+        upstream: u16,
+        faults: Vec<Fault>,
+        bytes_per_sec: Option<usize>,
+        wrong_etags: bool,
+    ) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let faulted = Arc::new(AtomicUsize::new(0));
+        let counter = faulted.clone();
+        std::thread::spawn(move || {
+            for (i, conn) in listener.incoming().enumerate() {
+                let Ok(mut client) = conn else { continue };
+                match faults.get(i) {
+                    Some(Fault::SlowDown) => {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let _ = read_request_head(&mut client);
+                        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>\
+                                    <Message>Please reduce your request rate.</Message></Error>";
+                        let _ = write!(
+                            client,
+                            "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = client.shutdown(Shutdown::Both);
+                    }
+                    Some(Fault::Reset) => {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let _ = read_request_head(&mut client);
+                        // SO_LINGER 0: close sends RST instead of FIN.
+                        let _ = nix::sys::socket::setsockopt(
+                            &client,
+                            nix::sys::socket::sockopt::Linger,
+                            &nix::libc::linger {
+                                l_onoff: 1,
+                                l_linger: 0,
+                            },
+                        );
+                        drop(client);
+                    }
+                    None => {
+                        let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                            continue;
+                        };
+                        forward(client, server, bytes_per_sec, wrong_etags);
+                    }
+                }
+            }
+        });
+        Proxy { port, faulted }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn read_request_head(s: &mut TcpStream) -> std::io::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = [0u8; 8192];
+    let mut seen = Vec::new();
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    Ok(())
+}
+
+fn forward(client: TcpStream, server: TcpStream, bytes_per_sec: Option<usize>, wrong_etags: bool) {
+    let pump =
+        move |mut from: TcpStream, mut to: TcpStream, limit: Option<usize>, rewrite: bool| {
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match from.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if rewrite {
+                                rewrite_etag(&mut buf[..n]);
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            if let Some(rate) = limit {
+                                std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+                            }
+                        }
+                    }
+                }
+                let _ = to.shutdown(Shutdown::Write);
+            });
+        };
+    pump(
+        client.try_clone().unwrap(),
+        server.try_clone().unwrap(),
+        bytes_per_sec,
+        false,
+    );
+    pump(server, client, None, wrong_etags);
+}
+
+/// Replaces the hex digits of an `etag: "..."` response header with zeros (same length).
+fn rewrite_etag(chunk: &mut [u8]) {
+    let lower: Vec<u8> = chunk.iter().map(u8::to_ascii_lowercase).collect();
+    let Some(start) = lower.windows(6).position(|w| w == b"etag: ") else {
+        return;
+    };
+    let mut i = start + 6;
+    while i < chunk.len() && chunk[i] != b'\r' {
+        if chunk[i].is_ascii_hexdigit() {
+            chunk[i] = b'0';
+        }
+        i += 1;
+    }
+}
