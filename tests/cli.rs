@@ -300,3 +300,27 @@ fn watch_that_cannot_start_under_syslog_ng_logs_why_and_does_not_spin() {
     assert!(log.contains("--quiet \"soon\" is not a duration"), "{log}");
     assert!(log.contains("cannot start `fasttrack watch`"), "{log}");
 }
+
+#[test]
+fn check_a_directory_destination() {
+    let env = TestEnv::new();
+    let out = env.run("check", &["--reopen", "none"]);
+    env.assert_exit(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OK    test write and remove"), "{text}");
+
+    let missing = format!("file://{}", env.path().join("unmounted").display());
+    let out = env.run("check", &["--reopen", "none", "--dest", &missing]);
+    env.assert_exit(&out, 1);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("FAIL  directory") && text.contains("fix --dest"),
+        "{text}"
+    );
+
+    // syslog-ng is not running here: the reopen methods are reported as unusable.
+    let out = env.run("check", &[]);
+    env.assert_exit(&out, 1);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAIL  syslog-ng control socket"), "{text}");
+}

@@ -372,7 +372,81 @@ fn a_store_that_holds_other_bytes_than_were_sent_is_caught_and_nothing_is_record
     assert_eq!(env.local_gz_names().len(), 1);
     let status = env.run("status", &[]);
     assert!(String::from_utf8_lossy(&status.stdout).contains("PENDING"));
+    // The fix the message names works (here the store was fine all along: the proxy is gone).
+    let out = env.run(
+        "upload",
+        &["--reopen", "none", "--checksum", "when-required"],
+    );
+    env.assert_exit(&out, 0);
+    assert_exactly_once_in_order(&env, 10);
+}
+
+#[test]
+fn credentials_from_a_file_work_without_home_or_environment() {
+    // syslog-ng's child may have no HOME: --aws-credentials-file and --profile must suffice.
+    let env = TestEnv::new_s3();
+    let creds = env.path().join("aws-credentials");
+    std::fs::write(
+        &creds,
+        format!(
+            "[fasttrack]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            crate::util::s3::ACCESS_KEY,
+            crate::util::s3::SECRET_KEY
+        ),
+    )
+    .unwrap();
+    write_log(&env, 0, 10);
+    let creds = creds.display().to_string();
+    let out = env
+        .fasttrack(
+            "rotate",
+            &[
+                "--reopen",
+                "none",
+                "--aws-credentials-file",
+                &creds,
+                "--profile",
+                "fasttrack",
+            ],
+        )
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("HOME")
+        .output()
+        .unwrap();
+    env.assert_exit(&out, 0);
+    assert_exactly_once_in_order(&env, 10);
+
+    let out = env.run("rotate", &["--aws-credentials-file", "/nonexistent/creds"]);
+    env.assert_exit(&out, 2);
+    assert!(stderr(&out).contains("--aws-credentials-file /nonexistent/creds: no such file"));
+}
+
+#[test]
+fn a_retry_after_a_lost_state_finds_the_object_already_there() {
+    let env = TestEnv::new_s3();
+    write_log(&env, 0, 10);
+    env.assert_exit(&env.run("rotate", &["--reopen", "none"]), 0);
+    std::fs::remove_dir_all(env.state()).unwrap();
     let out = env.run("upload", &["--reopen", "none"]);
     env.assert_exit(&out, 0);
+    let log = std::fs::read_to_string(env.log_file()).unwrap();
+    assert!(log.contains("already at the destination"), "{log}");
+    assert_eq!(env.shipped().len(), 1);
+
+    // A different object under the same key is never overwritten.
+    let name = env.local_gz_names()[0].clone();
+    std::fs::remove_dir_all(env.state()).unwrap();
+    let local = env.logs_dir().join(&name);
+    let mut other = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    other.write_all(b"another host's log\n").unwrap();
+    std::fs::write(&local, other.finish().unwrap()).unwrap();
+    let out = env.run("upload", &["--reopen", "none"]);
+    env.assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("already exists with different contents"),
+        "{}",
+        stderr(&out)
+    );
     assert_exactly_once_in_order(&env, 10);
 }
