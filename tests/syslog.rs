@@ -268,3 +268,51 @@ fn a_crash_between_rename_and_reopen_is_completed_by_the_next_run() {
     assert!(!env.logs_dir().join("docker.log-1000").exists());
     env.expect_every_line_once(sent);
 }
+
+#[test]
+fn the_shipped_snippet_passes_syntax_only() {
+    let env = TestEnv::new();
+    let conf = env.path().join("snippet-only.conf");
+    let program = format!("exec {BIN} watch -c /etc/fasttrack/fasttrack.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "@version: 3.38\n{}",
+            crate::util::syslog_ng::shipped_snippet(&env, &program)
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("syslog-ng")
+        .arg("--syntax-only")
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "syslog-ng --syntax-only: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn docker_default_tags_and_docker_program_names_both_reach_fasttrack() {
+    let env = TestEnv::new();
+    let mut sng = SyslogNg::start(&env, Some(&["--quiet", "500ms"]));
+    // Docker's default tag is the container id: only the snippet's tagged socket catches it.
+    sng.send_docker(
+        &env,
+        "<27>Nov 21 12:00:00 5790672ab6a0[812]: GET /checkout?seq=0 HTTP/1.1\" 502 157",
+    );
+    // A host that sets tag=docker/{{.Name}} and logs through another source: the article's filter.
+    sng.send(&docker_line(1, 200));
+    // Not Docker: neither in docker.log nor fast-tracked.
+    sng.send("<14>Nov 21 12:00:00 nginx[42]: GET /x?seq=999 HTTP/1.1\" 500 1\n");
+    env.wait_for("the incident to be shipped", WAIT, || env.shipped().len() == 1);
+    env.wait_for("fasttrack to settle", WAIT, || settled(&env));
+    // Two sources: syslog-ng does not order them against each other.
+    let mut found = seqs(&env.all_lines());
+    found.sort();
+    assert_eq!(found, [0, 1], "{}", env.dump());
+    assert!(!env.all_lines().iter().any(|l| l.contains("nginx")));
+}

@@ -103,6 +103,9 @@ impl TestEnv {
     pub fn pidfile(&self) -> PathBuf {
         self.path().join("syslog-ng.pid")
     }
+    pub fn docker_socket(&self) -> PathBuf {
+        self.path().join("docker-syslog.sock")
+    }
 
     /// The options every fasttrack run of this test shares (a hermetic empty config file).
     pub fn common_args(&self) -> Vec<String> {

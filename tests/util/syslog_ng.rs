@@ -17,34 +17,63 @@ pub struct SyslogNg {
     stream: Option<UnixStream>,
 }
 
-/// The article's filters, verbatim (../shared/seeds/fast-tracking-server-errors-to-s3.txt).
-const FILTERS: &str = r#"
-filter f_docker { program("docker") or tags("docker"); };
-filter f_5xxERR-hook { filter(f_docker) and message("HTTP\/.{3,20}[[:space:]]5[[:digit:]]{2}[[:space:]]"); };
-"#;
+/// The shipped snippet, read at test time: the tests run this very file.
+const SNIPPET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/syslog-ng/fasttrack.conf");
+
+/// `syslog-ng/fasttrack.conf` with its three host paths pointed into the test's directory and
+/// its program() running `program`. Panics if a path is no longer in the file (the tests
+/// would otherwise silently stop covering it).
+pub fn shipped_snippet(env: &TestEnv, program: &str) -> String {
+    let text = std::fs::read_to_string(SNIPPET).expect("syslog-ng/fasttrack.conf");
+    let mut out = String::new();
+    let mut replaced = [0; 3];
+    for line in text.lines() {
+        let mut line = line.to_string();
+        if !line.trim_start().starts_with('#') {
+            for (i, (from, to)) in [
+                ("/run/docker-syslog.sock", env.docker_socket().display().to_string()),
+                ("/var/log/docker.log", env.log().display().to_string()),
+                ("exec /usr/bin/fasttrack watch", program.to_string()),
+            ]
+            .iter()
+            .enumerate()
+            {
+                if line.contains(from) {
+                    line = line.replace(from, to);
+                    replaced[i] += 1;
+                }
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    assert_eq!(replaced, [1, 1, 1], "syslog-ng/fasttrack.conf changed its paths: update the test");
+    out
+}
 
 impl SyslogNg {
-    /// Starts syslog-ng with `fasttrack watch <watch_args>` as its program() destination,
-    /// or without one when `watch_args` is None.
+    /// Starts syslog-ng with the shipped snippet, its program() running `fasttrack watch
+    /// <watch_args>` (or only draining the pipe when `watch_args` is None), plus a
+    /// unix-stream source wired like a host whose Docker already tags `docker/...` through
+    /// the system source.
     pub fn start(env: &TestEnv, watch_args: Option<&[&str]>) -> SyslogNg {
         let input = env.path().join("in.sock");
-        let mut conf = format!(
-            "@version: 3.38\noptions {{ stats_freq(0); mark_freq(0); }};\n\
-             source s_test {{ unix-stream(\"{}\"); }};\n{FILTERS}\n\
-             destination d_docker {{ file(\"{}\"); }};\n\
-             log {{ source(s_test); filter(f_docker); destination(d_docker); }};\n",
+        let program = match watch_args {
+            Some(extra) => {
+                let mut args = env.common_args();
+                args.extend(extra.iter().map(|s| s.to_string()));
+                format!("exec {BIN} watch {}", args.join(" "))
+            }
+            None => "exec cat >/dev/null".to_string(),
+        };
+        let conf = format!(
+            "@version: 3.38\noptions {{ stats_freq(0); mark_freq(0); }};\n{}\n\
+             source s_test {{ unix-stream(\"{}\"); }};\n\
+             log {{ source(s_test); filter(f_docker); destination(d_docker); }};\n\
+             log {{ source(s_test); filter(f_5xxERR-hook); destination(d_fasttrack); }};\n",
+            shipped_snippet(env, &program),
             input.display(),
-            env.log().display()
         );
-        if let Some(extra) = watch_args {
-            let mut args = env.common_args();
-            args.extend(extra.iter().map(|s| s.to_string()));
-            conf += &format!(
-                "destination d_fasttrack {{ program(\"exec {BIN} watch {}\" mark-mode(none)); }};\n\
-                 log {{ source(s_test); filter(f_5xxERR-hook); destination(d_fasttrack); }};\n",
-                args.join(" ")
-            );
-        }
         let conf_path = env.path().join("syslog-ng.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let out = std::fs::File::create(env.path().join("syslog-ng.out")).unwrap();
@@ -74,7 +103,11 @@ impl SyslogNg {
             stream: None,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !(s.input.exists() && env.ctl().exists() && env.pidfile().exists()) {
+        while !(s.input.exists()
+            && env.docker_socket().exists()
+            && env.ctl().exists()
+            && env.pidfile().exists())
+        {
             if let Ok(Some(status)) = s.child.try_wait() {
                 panic!(
                     "syslog-ng exited at start ({status}):\n{}",
@@ -106,6 +139,15 @@ impl SyslogNg {
             .unwrap()
             .write_all(text.as_bytes())
             .expect("write to syslog-ng");
+    }
+
+    /// Sends one message to the snippet's Docker socket (unix-dgram, tagged "docker"), as
+    /// Docker's syslog driver does.
+    pub fn send_docker(&self, env: &TestEnv, message: &str) {
+        let socket = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        socket
+            .send_to(message.as_bytes(), env.docker_socket())
+            .expect("send to the docker socket");
     }
 
     /// The pid of the running `fasttrack watch` child, if any.
