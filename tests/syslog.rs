@@ -308,7 +308,9 @@ fn docker_default_tags_and_docker_program_names_both_reach_fasttrack() {
     sng.send(&docker_line(1, 200));
     // Not Docker: neither in docker.log nor fast-tracked.
     sng.send("<14>Nov 21 12:00:00 nginx[42]: GET /x?seq=999 HTTP/1.1\" 500 1\n");
-    env.wait_for("the incident to be shipped", WAIT, || env.shipped().len() == 1);
+    env.wait_for("the incident to be shipped", WAIT, || {
+        env.shipped().len() == 1
+    });
     env.wait_for("fasttrack to settle", WAIT, || settled(&env));
     // Two sources: syslog-ng does not order them against each other.
     let mut found = seqs(&env.all_lines());

@@ -48,6 +48,24 @@ const CONTENT_TYPE: &str = "application/gzip";
 /// Object metadata keys (sent as x-amz-meta-*).
 const META_SHA256: &str = "sha256";
 
+/// Storage class and server-side encryption, on PutObject and CreateMultipartUpload alike
+/// (two builder types with the same setters).
+macro_rules! with_object_options {
+    ($dest:expr, $req:expr) => {{
+        let mut req = $req;
+        if let Some(class) = &$dest.opts.storage_class {
+            req = req.storage_class(StorageClass::from(class.as_str()));
+        }
+        match &$dest.opts.sse {
+            None => req,
+            Some(Sse::Aes256) => req.server_side_encryption(ServerSideEncryption::Aes256),
+            Some(Sse::Kms { key_id }) => req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(key_id.clone()),
+        }
+    }};
+}
+
 pub struct S3Dest {
     rt: tokio::runtime::Runtime,
     client: Client,
@@ -375,6 +393,25 @@ impl S3Dest {
         Ok(())
     }
 
+    /// `If-None-Match: *` failed: the object appeared since our HeadObject (an earlier run of
+    /// ours finishing late); it counts as shipped only if it holds our bytes.
+    async fn written_meanwhile(
+        &self,
+        key: &ObjectKey,
+        size: u64,
+        sha256: &str,
+        md5: Option<&str>,
+    ) -> Result<Shipped> {
+        self.compare_existing(key, size, sha256, md5)
+            .await?
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} exists and then vanished; will retry",
+                    self.url(key.as_str())
+                )
+            })
+    }
+
     async fn ship_async(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped> {
         self.ensure_bucket(key).await?;
         self.abort_leftover(key).await?;
@@ -411,7 +448,7 @@ impl S3Dest {
     ) -> Result<Shipped> {
         let path = file.to_path_buf();
         let (body, md5) = tokio::task::spawn_blocking(move || read_part(&path, 0, size)).await??;
-        let mut req = self
+        let req = self
             .client
             .put_object()
             .bucket(&self.bucket)
@@ -422,29 +459,13 @@ impl S3Dest {
             .content_type(CONTENT_TYPE)
             .set_metadata(Some(metadata))
             .if_none_match("*");
-        if let Some(class) = &self.opts.storage_class {
-            req = req.storage_class(StorageClass::from(class.as_str()));
-        }
-        req = match &self.opts.sse {
-            None => req,
-            Some(Sse::Aes256) => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Some(Sse::Kms { key_id }) => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(key_id.clone()),
-        };
+        let req = with_object_options!(self, req);
         let out = match req.send().await {
             Ok(out) => out,
             Err(e) if is_precondition_failed(&e) => {
-                // Someone (an earlier run of ours) wrote it meanwhile.
                 return self
-                    .compare_existing(key, size, sha256, Some(&hex(&md5)))
-                    .await?
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "{} exists and then vanished; will retry",
-                            self.url(key.as_str())
-                        )
-                    });
+                    .written_meanwhile(key, size, sha256, Some(&hex(&md5)))
+                    .await;
             }
             Err(e) => return Err(self.classify(e, Action::Put, key.as_str())),
         };
@@ -461,23 +482,14 @@ impl S3Dest {
         sha256: &str,
         metadata: HashMap<String, String>,
     ) -> Result<Shipped> {
-        let mut req = self
+        let req = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key.as_str())
             .content_type(CONTENT_TYPE)
             .set_metadata(Some(metadata));
-        if let Some(class) = &self.opts.storage_class {
-            req = req.storage_class(StorageClass::from(class.as_str()));
-        }
-        req = match &self.opts.sse {
-            None => req,
-            Some(Sse::Aes256) => req.server_side_encryption(ServerSideEncryption::Aes256),
-            Some(Sse::Kms { key_id }) => req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(key_id.clone()),
-        };
+        let req = with_object_options!(self, req);
         let created = req
             .send()
             .await
@@ -628,15 +640,7 @@ impl S3Dest {
         {
             Ok(out) => out,
             Err(e) if is_precondition_failed(&e) => {
-                return self
-                    .compare_existing(key, size, sha256, None)
-                    .await?
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "{} exists and then vanished; will retry",
-                            self.url(key.as_str())
-                        )
-                    });
+                return self.written_meanwhile(key, size, sha256, None).await;
             }
             Err(e) => return Err(self.classify(e, Action::Multipart, key.as_str())),
         };

@@ -31,7 +31,10 @@ pub fn shipped_snippet(env: &TestEnv, program: &str) -> String {
         let mut line = line.to_string();
         if !line.trim_start().starts_with('#') {
             for (i, (from, to)) in [
-                ("/run/docker-syslog.sock", env.docker_socket().display().to_string()),
+                (
+                    "/run/docker-syslog.sock",
+                    env.docker_socket().display().to_string(),
+                ),
                 ("/var/log/docker.log", env.log().display().to_string()),
                 ("exec /usr/bin/fasttrack watch", program.to_string()),
             ]
@@ -47,7 +50,11 @@ pub fn shipped_snippet(env: &TestEnv, program: &str) -> String {
         out.push_str(&line);
         out.push('\n');
     }
-    assert_eq!(replaced, [1, 1, 1], "syslog-ng/fasttrack.conf changed its paths: update the test");
+    assert_eq!(
+        replaced,
+        [1, 1, 1],
+        "syslog-ng/fasttrack.conf changed its paths: update the test"
+    );
     out
 }
 
