@@ -5,7 +5,7 @@
 
 use clap::CommandFactory;
 use clap_complete::Shell;
-use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
+use clap_mangen::roff::{bold, italic, roman, Roff};
 use clap_mangen::Man;
 use fasttrack::cli::Cli;
 use std::path::{Path, PathBuf};
@@ -45,12 +45,8 @@ fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 fn write_man(out: &Path) -> std::io::Result<PathBuf> {
     let cmd = Cli::command();
-    let watch = cmd
-        .find_subcommand("watch")
-        .cloned()
-        .expect("src/cli.rs defines the watch subcommand");
     // An empty date would shift the other .TH fields, so there is always one.
-    let man = Man::new(cmd)
+    let man = Man::new(cmd.clone())
         .title("FASTTRACK")
         .section("1")
         .date(man_date())
@@ -63,8 +59,8 @@ fn write_man(out: &Path) -> std::io::Result<PathBuf> {
     man.render_description_section(&mut w)?;
     // OPTIONS and S3 DESTINATION (the help headings of src/cli.rs).
     man.render_options_section(&mut w)?;
-    man.render_subcommands_section(&mut w)?;
-    extra_sections(&watch).to_writer(&mut w)?;
+    // Not render_subcommands_section: it points to fasttrack-watch(1) etc., which do not exist.
+    extra_sections(&cmd).to_writer(&mut w)?;
     man.render_version_section(&mut w)?;
 
     // Each render_* call repeats roff's two-line preamble; keep only the first.
@@ -79,16 +75,31 @@ fn write_man(out: &Path) -> std::io::Result<PathBuf> {
         seen_preamble |= line.starts_with(".el .ds Aq");
         page.push_str(line);
         page.push('\n');
+        if line.starts_with(".TH ") {
+            // No hyphenation (it would split flags and variable names), ragged right.
+            page.push_str(".nh\n.ad l\n");
+        }
     }
     let path = out.join("fasttrack.1");
     std::fs::write(&path, page)?;
     Ok(path)
 }
 
-/// WATCH OPTIONS, CONFIGURATION, EXIT STATUS, FILES and SEE ALSO: what clap does not describe.
-fn extra_sections(watch: &clap::Command) -> Roff {
+/// COMMANDS, WATCH OPTIONS, CONFIGURATION, EXIT STATUS, FILES and SEE ALSO.
+fn extra_sections(cmd: &clap::Command) -> Roff {
     let mut r = Roff::new();
 
+    r.control("SH", ["COMMANDS"]);
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        r.control("TP", []);
+        r.text([bold(format!("{BIN} {}", sub.get_name()))]);
+        let about = sub.get_long_about().or(sub.get_about());
+        r.text([roman(about.map(|a| a.to_string()).unwrap_or_default())]);
+    }
+
+    let watch = cmd
+        .find_subcommand("watch")
+        .expect("src/cli.rs defines the watch subcommand");
     r.control("SH", ["WATCH OPTIONS"]);
     r.text([
         roman("Accepted after "),
@@ -105,14 +116,23 @@ fn extra_sections(watch: &clap::Command) -> Roff {
             .map(|v| v.to_string())
             .unwrap_or_else(|| "VALUE".to_string());
         r.control("TP", []);
-        r.text([bold(format!("--{long}")), roman("="), italic(value)]);
-        let mut help: Vec<Inline> = vec![roman(
+        r.text([
+            bold(format!("--{long}")),
+            roman(" "),
+            italic(format!("<{value}>")),
+        ]);
+        r.text([roman(
             arg.get_help().map(|h| h.to_string()).unwrap_or_default(),
-        )];
+        )]);
         if let Some(env) = arg.get_env() {
-            help.push(roman(format!(" [env: {}]", env.to_string_lossy())));
+            r.control("RS", []);
+            r.text([
+                roman("May also be specified with the "),
+                bold(env.to_string_lossy()),
+                roman(" environment variable."),
+            ]);
+            r.control("RE", []);
         }
-        r.text(help);
     }
 
     r.control("SH", ["CONFIGURATION"]);
@@ -120,7 +140,7 @@ fn extra_sections(watch: &clap::Command) -> Roff {
         roman("Every option is a flag, an environment variable "),
         bold("FASTTRACK_"),
         italic("NAME"),
-        roman(" and a key of the TOML config file named like the long flag without its dashes (e.g. "),
+        roman(" (the long flag in upper case, with underscores) and a key of the TOML config file named like the long flag without its leading dashes (e.g. "),
         bold("state-dir = \"/var/lib/fasttrack\""),
         roman(", "),
         bold("max-wait = \"10m\""),
@@ -150,6 +170,7 @@ fn extra_sections(watch: &clap::Command) -> Roff {
         r.text([bold(code)]);
         r.text([roman(meaning)]);
     }
+    r.control("PP", []);
     r.text([roman(
         "fasttrack never exits 127, which would make syslog-ng stop the destination until its next reload.",
     )]);
