@@ -91,7 +91,7 @@ pub fn wait_closed(
                 path.display()
             );
         }
-        let writers = open_for_writing(id, writer_pid);
+        let writers = open_for_writing(path, id, writer_pid);
         if writers == Some(false) {
             return Ok(Closed::NoWriter);
         }
@@ -139,9 +139,12 @@ fn wait_settled(path: &Path, cancel: &AtomicBool) -> Result<()> {
 
 /// Whether some process has the inode open for writing: `Some(true/false)` when /proc
 /// could tell, `None` when it could not (no permission to look at some process).
-pub fn open_for_writing(id: FileId, writer_pid: Option<i32>) -> Option<bool> {
+pub fn open_for_writing(path: &Path, id: FileId, writer_pid: Option<i32>) -> Option<bool> {
+    // /proc shows resolved paths: compare with the file's canonical path (symlinked /var/log).
+    let canonical = std::fs::canonicalize(path).ok()?;
+    let path = canonical.as_path();
     if let Some(pid) = writer_pid {
-        if let Some(answer) = pid_writes(pid, id) {
+        if let Some(answer) = pid_writes(pid, path, id) {
             return Some(answer);
         }
     }
@@ -155,7 +158,7 @@ pub fn open_for_writing(id: FileId, writer_pid: Option<i32>) -> Option<bool> {
             continue;
         }
         let Ok(pid) = name.parse() else { continue };
-        match pid_writes(pid, id) {
+        match pid_writes(pid, path, id) {
             Some(true) => return Some(true),
             Some(false) => {}
             None => unknown = true,
@@ -168,8 +171,12 @@ pub fn open_for_writing(id: FileId, writer_pid: Option<i32>) -> Option<bool> {
     }
 }
 
-/// Whether process `pid` has the inode open for writing; `None` if we may not look.
-fn pid_writes(pid: i32, id: FileId) -> Option<bool> {
+/// Whether process `pid` has the inode at `path` open for writing; `None` if we may not look.
+///
+/// Each descriptor's link is read first and only one naming `path` is followed: stat-ing every
+/// socket, pipe and other log syslog-ng holds would need (and, under SELinux, be denied and
+/// audited) access far beyond this file.
+fn pid_writes(pid: i32, path: &Path, id: FileId) -> Option<bool> {
     let fd_dir = format!("/proc/{pid}/fd");
     let entries = match std::fs::read_dir(&fd_dir) {
         Ok(e) => e,
@@ -178,6 +185,11 @@ fn pid_writes(pid: i32, id: FileId) -> Option<bool> {
         Err(_) => return None,
     };
     for entry in entries.flatten() {
+        match std::fs::read_link(entry.path()) {
+            // A file renamed while open shows its new name; unlinked ones get " (deleted)".
+            Ok(target) if target == path => {}
+            _ => continue,
+        }
         let Ok(m) = std::fs::metadata(entry.path()) else {
             continue;
         };
@@ -218,7 +230,7 @@ mod tests {
             .unwrap();
         let id = FileId::of(&path).unwrap();
         assert_eq!(
-            open_for_writing(id, Some(std::process::id() as i32)),
+            open_for_writing(&path, id, Some(std::process::id() as i32)),
             Some(true)
         );
         let watch = CloseWatch::arm(&path).unwrap();
@@ -267,12 +279,34 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_is_seen_through_a_symlinked_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("log")).unwrap();
+        let path = dir.path().join("log/docker.log-1");
+        let _writer = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let id = FileId::of(&path).unwrap();
+        assert_eq!(
+            open_for_writing(&path, id, Some(std::process::id() as i32)),
+            Some(true)
+        );
+    }
+
+    #[test]
     fn readers_do_not_count_as_writers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("docker.log");
         std::fs::write(&path, "x\n").unwrap();
         let _reader = std::fs::File::open(&path).unwrap();
         let id = FileId::of(&path).unwrap();
-        assert_eq!(pid_writes(std::process::id() as i32, id), Some(false));
+        assert_eq!(
+            pid_writes(std::process::id() as i32, &path, id),
+            Some(false)
+        );
     }
 }

@@ -126,14 +126,20 @@ impl Reopener {
         PIDFILES.iter().map(PathBuf::from).find(|p| p.exists())
     }
 
-    /// syslog-ng's pid from the pidfile, checked to be a running syslog-ng.
+    /// syslog-ng's pid: from the pidfile, or, without one, our parent when it is syslog-ng
+    /// (`watch` is its direct child thanks to `exec`). Always checked to be a running
+    /// syslog-ng, so that a recycled pid is never signalled.
     pub fn syslog_ng_pid(&self) -> Result<Pid> {
-        let pidfile = self.pidfile().ok_or_else(|| {
-            anyhow!(
+        let Some(pidfile) = self.pidfile() else {
+            let parent = nix::unistd::getppid().as_raw();
+            if is_syslog_ng(parent) {
+                return Ok(Pid::from_raw(parent));
+            }
+            bail!(
                 "no pidfile found (tried {}); set --pidfile",
                 PIDFILES.join(", ")
-            )
-        })?;
+            );
+        };
         let text = std::fs::read_to_string(&pidfile)
             .with_context(|| format!("cannot read pidfile {}", pidfile.display()))?;
         let pid: i32 = text
@@ -142,9 +148,7 @@ impl Reopener {
             .ok()
             .filter(|p| *p > 1)
             .ok_or_else(|| anyhow!("pidfile {} does not hold a pid", pidfile.display()))?;
-        // Never signal a recycled pid: the process must be syslog-ng.
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if !comm.trim().starts_with("syslog-ng") {
+        if !is_syslog_ng(pid) {
             bail!(
                 "pid {pid} from {} is not a running syslog-ng (stale pidfile?)",
                 pidfile.display()
@@ -207,6 +211,12 @@ impl Reopener {
         let pid = self.syslog_ng_pid()?;
         kill(pid, signal).with_context(|| format!("cannot send {signal} to syslog-ng pid {pid}"))
     }
+}
+
+fn is_syslog_ng(pid: i32) -> bool {
+    pid > 1
+        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim().starts_with("syslog-ng"))
 }
 
 /// Sends `REOPEN` on syslog-ng's control socket and reads the reply up to the `.` line.

@@ -127,7 +127,7 @@ pub fn ensure_closed(
     }
     let id = FileId::of(path)?;
     let pid = reopener.syslog_ng_pid().ok().map(|p| p.as_raw());
-    if open_for_writing(id, pid) == Some(false) {
+    if open_for_writing(path, id, pid) == Some(false) {
         return Ok(());
     }
     let watch = CloseWatch::arm(path)?;
