@@ -27,5 +27,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
+echo "== SELinux module: build, link into a copy of Debian's policy store, sesearch assertions"
+bash selinux/check.sh
+echo "== RPMs: glibc 2.28 build, rpmbuild, rpmlint, install into a scratch root, rpm -V, man page"
+bash packaging/check.sh
 echo "== cargo test"
 cargo test 2>&1
