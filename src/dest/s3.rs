@@ -41,6 +41,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -549,6 +550,10 @@ impl S3Dest {
     ) -> Result<Vec<SentPart>> {
         let part_size = self.opts.part_size;
         let count = size.div_ceil(part_size);
+        // At most `upload_concurrency` part buffers are ever allocated: each goes back to the pool
+        // once the store has answered, so memory stays at part size x concurrency instead of
+        // growing with the allocator's appetite for freed 16 MiB blocks.
+        let pool: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
         let mut in_flight = tokio::task::JoinSet::new();
         let mut next: u64 = 0;
         let mut sent = Vec::with_capacity(count as usize);
@@ -565,16 +570,30 @@ impl S3Dest {
                     .key(key.as_str())
                     .upload_id(upload_id)
                     .part_number(number);
+                let pool = pool.clone();
                 in_flight.spawn(async move {
-                    let (body, md5) =
-                        tokio::task::spawn_blocking(move || read_part(&path, offset, len))
-                            .await??;
+                    let buffer = pool
+                        .lock()
+                        .map(|mut p| p.pop())
+                        .unwrap_or(None)
+                        .unwrap_or_default();
+                    let (body, md5) = tokio::task::spawn_blocking(move || {
+                        read_part_into(buffer, &path, offset, len)
+                    })
+                    .await??;
+                    let ours = body.clone();
                     let out = request
                         .body(ByteStream::from(body))
                         .content_length(len as i64)
                         .content_md5(base64(&md5))
                         .send()
                         .await;
+                    // The request is gone: if nothing else holds the bytes, reuse the buffer.
+                    if let Ok(buffer) = ours.try_into_mut() {
+                        if let Ok(mut p) = pool.lock() {
+                            p.push(Vec::from(buffer));
+                        }
+                    }
                     Ok::<_, anyhow::Error>((number, md5, out))
                 });
                 next += 1;
@@ -841,8 +860,18 @@ fn is_precondition_failed<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>
 
 /// Reads `len` bytes at `offset` and their MD5.
 fn read_part(path: &Path, offset: u64, len: u64) -> Result<(Bytes, [u8; 16])> {
+    read_part_into(Vec::new(), path, offset, len)
+}
+
+/// Like [`read_part`], into `buf` (reused when its capacity allows).
+fn read_part_into(
+    mut buf: Vec<u8>,
+    path: &Path,
+    offset: u64,
+    len: u64,
+) -> Result<(Bytes, [u8; 16])> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut buf = vec![0u8; len as usize];
+    buf.resize(len as usize, 0);
     file.read_exact_at(&mut buf, offset)
         .with_context(|| format!("cannot read {} at {offset}", path.display()))?;
     let md5: [u8; 16] = Md5::digest(&buf).into();
