@@ -58,16 +58,8 @@ pub fn is_disk_full(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .and_then(|io| io.raw_os_error())
-            .is_some_and(|code| code == libc_enospc() || code == libc_edquot())
+            .is_some_and(|code| code == Errno::ENOSPC as i32 || code == Errno::EDQUOT as i32)
     })
-}
-
-fn libc_enospc() -> i32 {
-    Errno::ENOSPC as i32
-}
-
-fn libc_edquot() -> i32 {
-    Errno::EDQUOT as i32
 }
 
 #[cfg(test)]

@@ -54,10 +54,6 @@ impl RotatedName {
         };
         Some(RotatedName::new(base, suffix, stage))
     }
-
-    pub fn with_stage(&self, stage: Stage) -> Self {
-        RotatedName::new(&self.base, self.suffix, stage)
-    }
 }
 
 impl fmt::Display for RotatedName {
