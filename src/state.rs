@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -83,7 +83,25 @@ impl StateDir {
     /// For writers: creates the directory if missing.
     pub fn open(dir: &Path) -> Result<Self> {
         match std::fs::symlink_metadata(dir) {
-            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.is_dir() => {
+                let euid = nix::unistd::geteuid().as_raw();
+                if let Some(problem) = unsafe_state_dir(m.mode(), m.uid(), euid) {
+                    bail!("refusing state dir {}: {problem}", dir.display());
+                }
+                if let Err(e) = nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK) {
+                    bail!(
+                        "state dir {} is not writable by fasttrack (uid {euid}): {}; \
+                         give that user write access (chown it) or fix --state-dir",
+                        dir.display(),
+                        e.desc()
+                    );
+                }
+            }
+            Ok(m) if m.file_type().is_symlink() => bail!(
+                "state dir {} is a symbolic link, which fasttrack does not follow; \
+                 point --state-dir at the real directory",
+                dir.display()
+            ),
             Ok(_) => bail!(
                 "state dir {} is not a directory; remove it or fix --state-dir",
                 dir.display()
@@ -135,6 +153,7 @@ impl StateDir {
             .create(true)
             .truncate(false)
             .mode(0o640)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&path)
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
         let mut on_wait = Some(on_wait);
@@ -241,6 +260,26 @@ fn read_pid(path: &Path) -> Option<u32> {
     s.trim().parse().ok()
 }
 
+/// Why a state dir must not be trusted, if it must not: fasttrack renames, ships and deletes
+/// what its state says, so nobody but the user it runs as may write there.
+pub fn unsafe_state_dir(mode: u32, owner: u32, euid: u32) -> Option<String> {
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "it is writable by {} (mode {:04o}), so another user could plant files fasttrack trusts; \
+             run chmod 750 on it",
+            if mode & 0o002 != 0 { "everyone" } else { "its group" },
+            mode & 0o7777
+        ));
+    }
+    if owner != euid {
+        return Some(format!(
+            "it belongs to uid {owner} but fasttrack runs as uid {euid}; chown it to the user \
+             syslog-ng runs fasttrack as, or fix --state-dir"
+        ));
+    }
+    None
+}
+
 /// Held while rotating or shipping; released on drop (also by the kernel if we die).
 pub struct StateLock {
     _lock: Flock<File>,
@@ -299,6 +338,44 @@ mod tests {
         std::fs::write(&f, "").unwrap();
         let e = StateDir::open(&f).unwrap_err();
         assert!(e.to_string().contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn only_a_private_state_dir_is_trusted() {
+        assert_eq!(unsafe_state_dir(0o40750, 0, 0), None);
+        assert_eq!(unsafe_state_dir(0o700, 998, 998), None);
+        let world = unsafe_state_dir(0o40777, 0, 0).unwrap();
+        assert!(
+            world.contains("writable by everyone (mode 0777)"),
+            "{world}"
+        );
+        assert!(world.contains("chmod 750"), "{world}");
+        let group = unsafe_state_dir(0o770, 0, 0).unwrap();
+        assert!(group.contains("writable by its group"), "{group}");
+        let owner = unsafe_state_dir(0o750, 1000, 0).unwrap();
+        assert!(
+            owner.contains("belongs to uid 1000 but fasttrack runs as uid 0"),
+            "{owner}"
+        );
+    }
+
+    #[test]
+    fn a_symlinked_state_dir_or_lock_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = StateDir::open(&link).unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep\n").unwrap();
+        std::os::unix::fs::symlink(&victim, real.join(LOCK_FILE)).unwrap();
+        let sd = StateDir::open(&real).unwrap();
+        let e = sd.lock(&AtomicBool::new(false), |_| {}).err().unwrap();
+        assert!(format!("{e:#}").contains("cannot open lock file"), "{e:#}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
     }
 
     #[test]

@@ -5,5 +5,6 @@ mod util;
 
 mod cli;
 mod recovery;
+mod reliability;
 mod s3;
 mod syslog;

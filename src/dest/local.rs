@@ -7,6 +7,7 @@ use crate::naming::ObjectKey;
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::{BufReader, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub struct LocalDir {
@@ -56,7 +57,24 @@ impl Destination for LocalDir {
             .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.part-{}", std::process::id()));
         let copy = (|| -> Result<()> {
-            std::fs::copy(file, &tmp)
+            // A leftover of a crash is removed; create_new never follows a planted symlink.
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot remove {}", tmp.display()))
+                }
+                _ => {}
+            }
+            let copied = (|| {
+                let mut from = File::open(file)?;
+                let mode = from.metadata()?.mode() & 0o666;
+                let mut to = File::options()
+                    .write(true)
+                    .create_new(true)
+                    .mode(mode)
+                    .open(&tmp)?;
+                std::io::copy(&mut from, &mut to)
+            })();
+            copied
                 .with_context(|| format!("cannot copy {} to {}", file.display(), tmp.display()))?;
             File::open(&tmp)
                 .and_then(|f| f.sync_all())

@@ -8,7 +8,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const ACCESS_KEY: &str = "AKIAFASTTRACKTEST";
@@ -109,16 +109,30 @@ impl S3Server {
                 )
                 .build();
             let client = aws_sdk_s3::Client::from_conf(conf);
-            let list = client
-                .list_objects_v2()
-                .bucket(BUCKET)
-                .prefix(prefix)
-                .send()
-                .await
-                .expect("list objects");
+            let mut keys = Vec::new();
+            let mut token = None;
+            loop {
+                let list = client
+                    .list_objects_v2()
+                    .bucket(BUCKET)
+                    .prefix(prefix)
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .expect("list objects");
+                keys.extend(
+                    list.contents()
+                        .iter()
+                        .filter_map(|o| o.key())
+                        .map(str::to_string),
+                );
+                token = list.next_continuation_token().map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
             let mut objects = Vec::new();
-            for o in list.contents() {
-                let key = o.key().unwrap().to_string();
+            for key in keys {
                 let got = client
                     .get_object()
                     .bucket(BUCKET)
@@ -156,19 +170,21 @@ pub struct Object {
 }
 
 /// How the proxy treats the connections it accepts, in order.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// Answer `503 SlowDown` without reaching the server.
     SlowDown,
-    /// Read the request, then reset the connection.
+    /// Read the request, then reset the connection. As a standing mode (`set_mode`), also
+    /// resets the connections being forwarded at their next chunk: a reset mid-upload.
     Reset,
 }
 
-/// A loopback TCP proxy to the S3 server: the first connections get `faults`, the others are
-/// forwarded, at most `bytes_per_sec` upstream when set.
+/// A loopback TCP proxy to the S3 server: the first connections get `faults`, the others get
+/// the standing mode (`set_mode`, forwarded when None), at most `bytes_per_sec` upstream when set.
 pub struct Proxy {
     pub port: u16,
     pub faulted: Arc<AtomicUsize>,
+    mode: Arc<Mutex<Option<Fault>>>,
 }
 
 impl Proxy {
@@ -193,10 +209,13 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let faulted = Arc::new(AtomicUsize::new(0));
         let counter = faulted.clone();
+        let mode: Arc<Mutex<Option<Fault>>> = Arc::default();
+        let standing = mode.clone();
         std::thread::spawn(move || {
             for (i, conn) in listener.incoming().enumerate() {
                 let Ok(mut client) = conn else { continue };
-                match faults.get(i) {
+                let fault = faults.get(i).copied().or(*standing.lock().unwrap());
+                match fault {
                     Some(Fault::SlowDown) => {
                         counter.fetch_add(1, Ordering::SeqCst);
                         let _ = read_request_head(&mut client);
@@ -212,27 +231,34 @@ impl Proxy {
                     Some(Fault::Reset) => {
                         counter.fetch_add(1, Ordering::SeqCst);
                         let _ = read_request_head(&mut client);
-                        // SO_LINGER 0: close sends RST instead of FIN.
-                        let _ = nix::sys::socket::setsockopt(
-                            &client,
-                            nix::sys::socket::sockopt::Linger,
-                            &nix::libc::linger {
-                                l_onoff: 1,
-                                l_linger: 0,
-                            },
-                        );
-                        drop(client);
+                        reset(client);
                     }
                     None => {
                         let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                             continue;
                         };
-                        forward(client, server, bytes_per_sec, wrong_etags);
+                        let link = Link {
+                            bytes_per_sec,
+                            wrong_etags,
+                            mode: standing.clone(),
+                            faulted: counter.clone(),
+                        };
+                        forward(client, server, link);
                     }
                 }
             }
         });
-        Proxy { port, faulted }
+        Proxy {
+            port,
+            faulted,
+            mode,
+        }
+    }
+
+    /// What new connections get from now on (None: forwarded). `Reset` also cuts the
+    /// connections being forwarded, at their next chunk.
+    pub fn set_mode(&self, fault: Option<Fault>) {
+        *self.mode.lock().unwrap() = fault;
     }
 
     pub fn endpoint(&self) -> String {
@@ -254,37 +280,65 @@ fn read_request_head(s: &mut TcpStream) -> std::io::Result<()> {
     Ok(())
 }
 
-fn forward(client: TcpStream, server: TcpStream, bytes_per_sec: Option<usize>, wrong_etags: bool) {
-    let pump =
-        move |mut from: TcpStream, mut to: TcpStream, limit: Option<usize>, rewrite: bool| {
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match from.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if rewrite {
-                                rewrite_etag(&mut buf[..n]);
-                            }
-                            if to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                            if let Some(rate) = limit {
-                                std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
-                            }
+/// Closes a connection with RST instead of FIN (SO_LINGER 0).
+fn reset(stream: TcpStream) {
+    let _ = nix::sys::socket::setsockopt(
+        &stream,
+        nix::sys::socket::sockopt::Linger,
+        &nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    );
+    drop(stream);
+}
+
+/// How one forwarded connection behaves.
+#[derive(Clone)]
+struct Link {
+    bytes_per_sec: Option<usize>,
+    wrong_etags: bool,
+    mode: Arc<Mutex<Option<Fault>>>,
+    faulted: Arc<AtomicUsize>,
+}
+
+fn forward(client: TcpStream, server: TcpStream, link: Link) {
+    let pump = move |mut from: TcpStream, mut to: TcpStream, upstream: bool, link: Link| {
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if upstream && *link.mode.lock().unwrap() == Some(Fault::Reset) {
+                            // Mid-request: the client sees its upload cut by a reset.
+                            link.faulted.fetch_add(1, Ordering::SeqCst);
+                            let _ = to.shutdown(Shutdown::Both);
+                            reset(from);
+                            return;
+                        }
+                        if !upstream && link.wrong_etags {
+                            rewrite_etag(&mut buf[..n]);
+                        }
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        if let (true, Some(rate)) = (upstream, link.bytes_per_sec) {
+                            std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
                         }
                     }
                 }
-                let _ = to.shutdown(Shutdown::Write);
-            });
-        };
+            }
+            let _ = to.shutdown(Shutdown::Write);
+        });
+    };
     pump(
         client.try_clone().unwrap(),
         server.try_clone().unwrap(),
-        bytes_per_sec,
-        false,
+        true,
+        link.clone(),
     );
-    pump(server, client, None, wrong_etags);
+    pump(server, client, false, link);
 }
 
 /// Replaces the hex digits of an `etag: "..."` response header with zeros (same length).

@@ -74,7 +74,7 @@ impl SyslogNg {
             None => "exec cat >/dev/null".to_string(),
         };
         let conf = format!(
-            "@version: 3.38\noptions {{ stats_freq(0); mark_freq(0); }};\n{}\n\
+            "@version: 3.38\noptions {{ stats_freq(0); stats_level(1); mark_freq(0); }};\n{}\n\
              source s_test {{ unix-stream(\"{}\"); }};\n\
              log {{ source(s_test); filter(f_docker); destination(d_docker); }};\n\
              log {{ source(s_test); filter(f_5xxERR-hook); destination(d_fasttrack); }};\n",
@@ -168,6 +168,27 @@ impl SyslogNg {
             let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
             (ppid == me && comm == "fasttrack").then_some(pid)
         })
+    }
+
+    /// The `dropped` counters of syslog-ng's destinations (`syslog-ng-ctl stats`), by name,
+    /// e.g. `d_docker`: messages syslog-ng could not deliver.
+    pub fn dropped(&self, env: &TestEnv) -> Vec<(String, u64)> {
+        let out = Command::new("syslog-ng-ctl")
+            .args(["stats", "-c"])
+            .arg(env.ctl())
+            .output()
+            .expect("syslog-ng-ctl stats");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                // SourceName;SourceId;SourceInstance;State;Type;Number
+                let f: Vec<&str> = l.split(';').collect();
+                (f.len() == 6 && f[0].starts_with("dst.") && f[4] == "dropped").then(|| {
+                    let name = f[1].split('#').next().unwrap_or(f[1]).to_string();
+                    (name, f[5].parse().unwrap_or(0))
+                })
+            })
+            .collect()
     }
 
     /// `syslog-ng-ctl <args>` against this instance.
