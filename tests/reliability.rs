@@ -108,8 +108,8 @@ impl LiveFault {
         match self {
             LiveFault::Kill => "2. kill -9 of watch at random moments",
             LiveFault::KillInCycle => "2. kill -9 of watch in the middle of a cycle",
-            LiveFault::Reload => "3. syslog-ng-ctl reload",
-            LiveFault::Hup => "3. SIGHUP to syslog-ng",
+            LiveFault::Reload => "3. syslog-ng-ctl reload, half of them during a rotation",
+            LiveFault::Hup => "3. SIGHUP to syslog-ng, half of them during a rotation",
             LiveFault::S3Down => "4. S3 server stopped, then restarted",
             LiveFault::SlowDown => "4. S3 answering 503 SlowDown",
             LiveFault::Reset => "4. connections reset, mid-upload too",
@@ -420,6 +420,17 @@ fn settled(env: &TestEnv) -> bool {
     out.status.code() == Some(0) && String::from_utf8_lossy(&out.stdout).contains("(idle)")
 }
 
+/// Waits (up to 10 s) for a cycle to take the state lock, then a few ms into it; true if
+/// the lock is still held then: the fault lands in the middle of a rotation or upload.
+fn in_cycle(env: &TestEnv, rng: &mut Rng) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lock_held(env) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(rng.millis(0, 40));
+    lock_held(env)
+}
+
 /// Whether the state lock is held right now (by whoever).
 fn lock_held(env: &TestEnv) -> bool {
     let Ok(file) = std::fs::File::open(env.state().join("lock")) else {
@@ -449,6 +460,7 @@ fn run_soak(plan: &Plan) {
     let generator = Generator::start(sng.clone(), plan.rate, plan.burst_every);
     let started = Instant::now();
     let mut injected: BTreeMap<LiveFault, u64> = BTreeMap::new();
+    let mut during_cycle: BTreeMap<LiveFault, u64> = BTreeMap::new();
     let mut rotate_exits: BTreeMap<i32, u64> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
     // Rounds of every fault asked for, each round in a random order, at random moments.
@@ -475,21 +487,19 @@ fn run_soak(plan: &Plan) {
                 pid.map(|p| signal(p, Signal::SIGKILL)).is_some()
             }
             LiveFault::KillInCycle => {
-                // Wait for the lock to be taken (a cycle started), then kill a few ms into it.
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while !lock_held(&env) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                std::thread::sleep(rng.millis(0, 40));
                 let pid = sng.lock().unwrap().watch_pid();
-                lock_held(&env) && pid.map(|p| signal(p, Signal::SIGKILL)).is_some()
+                in_cycle(&env, &mut rng) && pid.map(|p| signal(p, Signal::SIGKILL)).is_some()
             }
-            LiveFault::Reload => {
-                sng.lock().unwrap().ctl(&env, &["reload"]);
-                true
-            }
-            LiveFault::Hup => {
-                signal(sng.lock().unwrap().pid(), Signal::SIGHUP);
+            LiveFault::Reload | LiveFault::Hup => {
+                // Half of them aimed at a rotation in progress, half at random moments.
+                if rng.below(2) == 0 && in_cycle(&env, &mut rng) {
+                    *during_cycle.entry(fault).or_default() += 1;
+                }
+                if fault == LiveFault::Reload {
+                    sng.lock().unwrap().ctl(&env, &["reload"]);
+                } else {
+                    signal(sng.lock().unwrap().pid(), Signal::SIGHUP);
+                }
                 true
             }
             LiveFault::S3Down => {
@@ -571,7 +581,10 @@ fn run_soak(plan: &Plan) {
     let rotations = acc.objects;
     let times = injected
         .iter()
-        .map(|(f, n)| format!("{} {n}", f.name()))
+        .map(|(f, n)| match during_cycle.get(f) {
+            Some(c) => format!("{} {n} ({c} during a rotation)", f.name()),
+            None => format!("{} {n}", f.name()),
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let dropped_docker: u64 = dropped
