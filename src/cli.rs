@@ -113,6 +113,16 @@ pub struct CommonArgs {
     )]
     pub compression_level: Option<String>,
 
+    /// Threads that compress a rotated file; the output is one ordinary .gz either way
+    /// [default: the CPUs available, at most 8]
+    #[arg(
+        long,
+        env = "FASTTRACK_COMPRESSION_THREADS",
+        global = true,
+        value_name = "N"
+    )]
+    pub compression_threads: Option<String>,
+
     /// How long to wait for syslog-ng to close the rotated file before falling back to
     /// waiting until its size is stable [default: 10s]
     #[arg(
@@ -213,7 +223,7 @@ pub struct S3Args {
     #[arg(long, env = "FASTTRACK_PART_SIZE", global = true, value_name = "SIZE")]
     pub part_size: Option<String>,
 
-    /// Parts uploaded at once; memory is bounded by part size x this [default: 4]
+    /// Parts uploaded at once, each streamed from the file [default: 4]
     #[arg(
         long,
         env = "FASTTRACK_UPLOAD_CONCURRENCY",

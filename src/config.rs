@@ -159,6 +159,8 @@ pub struct Config {
     pub keep: usize,
     pub log_file: PathBuf,
     pub compression_level: u32,
+    /// Threads that compress a rotated file (blocks deflated in parallel, one .gz).
+    pub compression_threads: usize,
     pub close_timeout: Duration,
     pub quiet: Duration,
     pub max_wait: Duration,
@@ -182,6 +184,7 @@ struct FileConfig {
     keep: Option<i64>,
     log_file: Option<PathBuf>,
     compression_level: Option<i64>,
+    compression_threads: Option<i64>,
     close_timeout: Option<String>,
     quiet: Option<String>,
     max_wait: Option<String>,
@@ -373,6 +376,16 @@ impl Config {
             1..=9,
             "a gzip level from 1 (fastest) to 9 (smallest)",
         )? as u32;
+        let compression_threads = integer(
+            src.pick(
+                "--compression-threads",
+                common.compression_threads.clone(),
+                f.compression_threads.map(|n| n.to_string()),
+            ),
+            default_compression_threads() as i64,
+            1..=256,
+            "a number of threads from 1 to 256",
+        )? as usize;
 
         let close_timeout = duration(
             src.pick(
@@ -418,6 +431,7 @@ impl Config {
             keep,
             log_file,
             compression_level,
+            compression_threads,
             close_timeout,
             quiet,
             max_wait,
@@ -694,6 +708,14 @@ fn absolute_path(setting: Option<Setting<PathBuf>>, default: &str) -> anyhow::Re
     })
 }
 
+/// The CPUs this process may run on (cgroup and affinity limits included), at most 8.
+pub fn default_compression_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8)
+}
+
 fn integer(
     setting: Option<Setting<String>>,
     default: i64,
@@ -799,6 +821,7 @@ mod tests {
         assert_eq!(c.host, "sysname");
         assert_eq!(c.keep, 10);
         assert_eq!(c.compression_level, 6);
+        assert!((1..=8).contains(&c.compression_threads));
         assert_eq!(c.quiet, Duration::from_secs(30));
         assert_eq!(c.max_wait, Duration::from_secs(600));
         assert_eq!(c.reopen.method, ReopenMethod::Auto);
@@ -870,6 +893,17 @@ mod tests {
         ));
         assert!(
             e.contains("compression-level") && e.contains("1 (fastest)"),
+            "{e}"
+        );
+
+        let e = err(load(
+            CommonArgs::default(),
+            None,
+            "compression-threads = 0",
+            &[],
+        ));
+        assert!(
+            e.contains("compression-threads") && e.contains("from 1 to 256"),
             "{e}"
         );
 

@@ -15,6 +15,7 @@ pub mod exit;
 pub mod fsutil;
 pub mod logging;
 pub mod naming;
+pub mod pargz;
 pub mod reopen;
 pub mod rotate;
 pub mod spool;

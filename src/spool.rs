@@ -114,6 +114,7 @@ pub fn compress(
         &path_of(config, suffix, Stage::Partial),
         &path_of(config, suffix, Stage::Compressed),
         config.compression_level,
+        config.compression_threads,
         cancel,
     )
     .map_err(|e| {

@@ -130,6 +130,9 @@ fn a_200_mb_file_goes_up_as_multipart_with_bounded_memory() {
             "8MiB",
             "--upload-concurrency",
             "4",
+            // The other multipart tests use the default (when-supported): cover both.
+            "--checksum",
+            "when-required",
         ])
         .envs(AWS_ENV.iter().copied())
         .output()
@@ -142,8 +145,8 @@ fn a_200_mb_file_goes_up_as_multipart_with_bounded_memory() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no peak RSS in {err}"));
     println!("200 MiB multipart upload: peak RSS {} MiB", peak / 1024);
-    // 4 part buffers of 8 MiB (reused, never more), plus the process itself (~20 MiB).
-    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+    // Parts stream from the file: the process itself (~20 MiB) and small read buffers.
+    assert!(peak < 40 * 1024, "peak RSS {peak} KiB");
     let shipped = env.shipped();
     assert_eq!(shipped.len(), 1);
     assert_eq!(

@@ -1,7 +1,7 @@
 //! `s3://BUCKET[/PREFIX]`: verified uploads to S3 or an S3-compatible store.
 //!
 //! Small files go up with one PutObject, larger ones as a multipart upload read from disk part
-//! by part (memory bounded by part size x concurrency). Every request carries Content-MD5, and
+//! by part, each part streamed from the file (memory does not grow with the part size). Every request carries Content-MD5, and
 //! what the store says it holds is compared with what was sent: the ETag with our MD5 (single
 //! part) or with the MD5 of the part MD5s (multipart). Some S3-compatible servers store the
 //! SDK's aws-chunked framing as the body and still answer 200 (awslabs/aws-sdk-rust#1240): the
@@ -27,7 +27,7 @@ use aws_sdk_s3::config::{
     SharedCredentialsProvider,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
 };
@@ -41,11 +41,16 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{info, warn};
 
 const CONTENT_TYPE: &str = "application/gzip";
+/// Read buffer of the parts streamed from disk.
+const STREAM_BUFFER: usize = 256 * 1024;
+
+/// The most parts a multipart upload may have.
+const MAX_PARTS: u64 = 10_000;
+
 /// Object metadata keys (sent as x-amz-meta-*).
 const META_SHA256: &str = "sha256";
 
@@ -548,12 +553,12 @@ impl S3Dest {
         file: &Path,
         size: u64,
     ) -> Result<Vec<SentPart>> {
-        let part_size = self.opts.part_size;
+        // S3 allows 10 000 parts: a file too large for the configured size gets larger parts.
+        let part_size = self.opts.part_size.max(size.div_ceil(MAX_PARTS));
         let count = size.div_ceil(part_size);
-        // At most `upload_concurrency` part buffers are ever allocated: each goes back to the pool
-        // once the store has answered, so memory stays at part size x concurrency instead of
-        // growing with the allocator's appetite for freed 16 MiB blocks.
-        let pool: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        // Parts stream from the file: memory stays at a few small read buffers per part in
+        // flight, whatever the part size. The MD5 (Content-MD5, and the ETag to check) is
+        // computed first by reading the part once with a small buffer.
         let mut in_flight = tokio::task::JoinSet::new();
         let mut next: u64 = 0;
         let mut sent = Vec::with_capacity(count as usize);
@@ -570,30 +575,25 @@ impl S3Dest {
                     .key(key.as_str())
                     .upload_id(upload_id)
                     .part_number(number);
-                let pool = pool.clone();
                 in_flight.spawn(async move {
-                    let buffer = pool
-                        .lock()
-                        .map(|mut p| p.pop())
-                        .unwrap_or(None)
-                        .unwrap_or_default();
-                    let (body, md5) = tokio::task::spawn_blocking(move || {
-                        read_part_into(buffer, &path, offset, len)
-                    })
-                    .await??;
-                    let ours = body.clone();
+                    let md5_path = path.clone();
+                    let md5 =
+                        tokio::task::spawn_blocking(move || md5_of_range(&md5_path, offset, len))
+                            .await??;
+                    let body = ByteStream::read_from()
+                        .path(&path)
+                        .offset(offset)
+                        .length(Length::Exact(len))
+                        .buffer_size(STREAM_BUFFER)
+                        .build()
+                        .await
+                        .with_context(|| format!("cannot read {}", path.display()))?;
                     let out = request
-                        .body(ByteStream::from(body))
+                        .body(body)
                         .content_length(len as i64)
                         .content_md5(base64(&md5))
                         .send()
                         .await;
-                    // The request is gone: if nothing else holds the bytes, reuse the buffer.
-                    if let Ok(buffer) = ours.try_into_mut() {
-                        if let Ok(mut p) = pool.lock() {
-                            p.push(Vec::from(buffer));
-                        }
-                    }
                     Ok::<_, anyhow::Error>((number, md5, out))
                 });
                 next += 1;
@@ -863,7 +863,7 @@ fn read_part(path: &Path, offset: u64, len: u64) -> Result<(Bytes, [u8; 16])> {
     read_part_into(Vec::new(), path, offset, len)
 }
 
-/// Like [`read_part`], into `buf` (reused when its capacity allows).
+/// Like [`read_part`], into `buf`.
 fn read_part_into(
     mut buf: Vec<u8>,
     path: &Path,
@@ -876,6 +876,22 @@ fn read_part_into(
         .with_context(|| format!("cannot read {} at {offset}", path.display()))?;
     let md5: [u8; 16] = Md5::digest(&buf).into();
     Ok((Bytes::from(buf), md5))
+}
+
+/// The MD5 of `len` bytes of `path` from `offset`, read with a small buffer.
+fn md5_of_range(path: &Path, offset: u64, len: u64) -> Result<[u8; 16]> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; STREAM_BUFFER];
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..want], offset + done)
+            .with_context(|| format!("cannot read {} at {}", path.display(), offset + done))?;
+        md5.update(&buf[..want]);
+        done += want as u64;
+    }
+    Ok(md5.finalize().into())
 }
 
 /// Size and sha256 of a file.

@@ -1,0 +1,636 @@
+#!/usr/bin/env python3
+"""fasttrack against the chain it replaces and the tools people would pick instead.
+
+Every figure runs both sides in the same run, on the same input, RUNS times, and reports the
+medians and their ratio (absolute times on a shared machine are noise; ratios are not).
+
+  1 stdin drain of `watch` (200-byte lines, no rotation) vs `cat | wc -l`, and watch's peak RSS
+  2 `fasttrack rotate --reopen none` of a LOG_MB log to file:// vs `gzip -6` (and -9, pigz -p 2)
+  3 fast-track latency, end of the quiet period -> object complete in S3, LOG_MB log, vs the
+    seed chain (syslog-ng program() loop -> logrotate -> mv, gzip -9, aws s3 cp -> reopen)
+  4 idle CPU of `watch` over IDLE seconds with no input vs the seed chain's loop
+  5 peak RSS of `fasttrack rotate` of a BIG_MB log to S3 vs `aws s3 cp` of the same file
+  6 upload throughput of a BIG_MB object: `fasttrack upload` vs `aws s3 cp`
+  7 lines lost / duplicated over ROTATIONS rotations under steady traffic, both chains
+
+Usage: python3 benches/bench.py [--only 1,2,...] [--runs R] [--log-mb MB] [--big-mb MB]
+       [--idle-seconds S] [--rotations N] [--quiet S] [--rate LINES_PER_S] [--keep-work]
+Run through scripts/bench.sh, which installs what it needs and builds the release binary.
+"""
+import argparse
+import gzip
+import hashlib
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASELINE = os.path.join(ROOT, "benches", "baseline")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.path.join(TARGET, "release", "fasttrack")
+SNIPPET = os.path.join(ROOT, "syslog-ng", "fasttrack.conf")
+KEY, SECRET, BUCKET = "AKIAFASTTRACKBENCH", "fasttrack-bench-secret", "bench"
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": KEY,
+    "AWS_SECRET_ACCESS_KEY": SECRET,
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+}
+os.environ.update(AWS_ENV)
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, **kw)
+
+
+def timed(cmd, **kw):
+    t = time.perf_counter()
+    sh(cmd, **kw)
+    return time.perf_counter() - t
+
+
+def gnu_time(cmd, **kw):
+    """Runs cmd under GNU time: (seconds, peak RSS KiB, user+sys CPU seconds)."""
+    t = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-f", "TIME %M %U %S", "sh", "-c", cmd],
+                       stderr=subprocess.PIPE, text=True, **kw)
+    wall = time.perf_counter() - t
+    line = [l for l in p.stderr.splitlines() if l.startswith("TIME ")]
+    if p.returncode != 0 or not line:
+        raise RuntimeError(f"{cmd} failed ({p.returncode}): {p.stderr[-2000:]}")
+    _, rss, user, system = line[-1].split()
+    return wall, int(rss), float(user) + float(system)
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Input: a realistic docker.log (mixed hosts and containers, about 2% 5xx lines)
+
+CONTAINERS = ["shop-web", "api", "auth", "search", "worker", "billing", "cdn-edge"]
+PATHS = ["/products/", "/cart/", "/api/v2/orders/", "/static/app.", "/login?next=/",
+         "/api/v1/users/", "/checkout/", "/healthz"]
+AGENTS = ["Mozilla/5.0 (X11; Linux x86_64)", "curl/8.5.0", "python-requests/2.31",
+          "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)", "kube-probe/1.29"]
+
+
+def docker_line(rng, i, status=None):
+    if status is None:
+        status = rng.choices([200, 201, 204, 301, 304, 400, 404, 500, 502, 503, 504],
+                             [62, 4, 3, 2, 10, 3, 14, 1.0, 0.5, 0.3, 0.2])[0]
+    host = f"web{rng.randint(1, 8)}"
+    ctr = rng.choice(CONTAINERS)
+    t = 43200 + i // 2000
+    return (f"Nov 21 {t // 3600 % 24:02d}:{t // 60 % 60:02d}:{t % 60:02d} {host} "
+            f"docker/{ctr}[{rng.randint(100, 999)}]: 10.{rng.randint(0, 255)}.{rng.randint(0, 255)}."
+            f"{rng.randint(0, 255)} - - \"GET {rng.choice(PATHS)}{rng.randint(1, 99999)} HTTP/1.1\" "
+            f"{status} {rng.randint(100, 90000)} \"-\" \"{rng.choice(AGENTS)}\" "
+            f"rt={rng.random():.3f} req={rng.getrandbits(64):016x}\n")
+
+
+def make_log(path, mb, seed=42):
+    """Writes a docker.log of `mb` MiB (cached by size and seed)."""
+    cache = os.path.join(TARGET, "bench", f"docker-{mb}MiB-{seed}.log")
+    if not os.path.exists(cache):
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        log(f"generating a {mb} MiB docker.log (cached in {cache})")
+        rng = random.Random(seed)
+        size, i, chunk = 0, 0, []
+        with open(cache + ".tmp", "w") as f:
+            while size < mb << 20:
+                line = docker_line(rng, i)
+                chunk.append(line)
+                size += len(line)
+                i += 1
+                if len(chunk) == 10000:
+                    f.write("".join(chunk))
+                    chunk = []
+            f.write("".join(chunk))
+        os.rename(cache + ".tmp", cache)
+    shutil.copyfile(cache, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real servers: s3s-fs on loopback, a private syslog-ng
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3:
+    def __init__(self, work):
+        self.root = os.path.join(work, "s3")
+        os.makedirs(os.path.join(self.root, BUCKET), exist_ok=True)
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["s3s-fs", "--host", "127.0.0.1", "--port", str(self.port), "--access-key", KEY,
+             "--secret-key", SECRET, self.root], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError("s3s-fs did not start")
+                time.sleep(0.05)
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def path(self, key):
+        return os.path.join(self.root, BUCKET, key)
+
+    def objects(self, prefix):
+        d = self.path(prefix)
+        if not os.path.isdir(d):
+            return []
+        return sorted(os.path.join(d, n) for n in os.listdir(d) if n.endswith(".gz"))
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class SyslogNg:
+    """syslog-ng with a unix-stream source, the article's filters, docker.log and a program()."""
+
+    def __init__(self, work, log_path, program, name="sng"):
+        self.dir = os.path.join(work, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.input = os.path.join(self.dir, "in.sock")
+        self.ctl = os.path.join(self.dir, "ctl")
+        self.pidfile = os.path.join(self.dir, "pid")
+        conf = os.path.join(self.dir, "syslog-ng.conf")
+        with open(conf, "w") as f:
+            f.write(f"""@version: 3.38
+options {{ stats_freq(0); stats_level(1); mark_freq(0); }};
+source s_in {{ unix-stream("{self.input}"); }};
+filter f_docker {{ program("docker") or tags("docker"); }};
+filter f_5xxERR-hook {{ filter(f_docker) and message("HTTP\\/.{{3,20}}[[:space:]]5[[:digit:]]{{2}}[[:space:]]"); }};
+destination d_docker {{ file("{log_path}"); }};
+destination d_hook {{ program("{program}" mark-mode(none)); }};
+log {{ source(s_in); filter(f_docker); destination(d_docker); }};
+log {{ source(s_in); filter(f_5xxERR-hook); destination(d_hook); }};
+""")
+        self.proc = subprocess.Popen(
+            ["syslog-ng", "-F", "-f", conf, "-c", self.ctl, "-p", self.pidfile, "-R",
+             os.path.join(self.dir, "persist"), "--no-caps"],
+            stdin=subprocess.DEVNULL, stdout=open(os.path.join(self.dir, "out"), "w"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 20
+        while not (os.path.exists(self.input) and os.path.exists(self.pidfile)):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("syslog-ng did not start: " +
+                                   open(os.path.join(self.dir, "out")).read())
+            time.sleep(0.05)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.input)
+
+    def send(self, text):
+        self.sock.sendall(text.encode())
+
+    def dropped(self):
+        out = subprocess.run(["syslog-ng-ctl", "stats", "-c", self.ctl], capture_output=True,
+                             text=True).stdout
+        return {l.split(";")[1].split("#")[0]: int(l.split(";")[5]) for l in out.splitlines()
+                if l.startswith("dst.") and l.split(";")[4] == "dropped"}
+
+    def stop(self):
+        self.sock.close()
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        # program() children live in their own process group: stop them too.
+        subprocess.run(["pkill", "-9", "-f", self.dir], stderr=subprocess.DEVNULL)
+
+
+def syslog_line(seq, status):
+    """What Docker's syslog driver sends over a local socket (no hostname)."""
+    return (f"<14>Nov 21 12:00:00 docker/web-1[42]: 10.0.0.1 - - \"GET /api/orders?seq={seq} "
+            f"HTTP/1.1\" {status} 17 rt=0.004\n")
+
+
+class Chain:
+    """One fast-track chain under its own syslog-ng: fasttrack's or the seed's."""
+
+    def __init__(self, kind, work, s3, quiet, stamp_loop=True):
+        self.kind, self.s3 = kind, s3
+        self.dir = os.path.join(work, kind)
+        self.logs = os.path.join(self.dir, "logs")
+        os.makedirs(self.logs, exist_ok=True)
+        self.log = os.path.join(self.logs, "docker.log")
+        self.prefix = f"{kind}/host1"
+        if kind == "fasttrack":
+            cfg = os.path.join(self.dir, "fasttrack.toml")
+            open(cfg, "w").close()
+            args = (f"-c {cfg} --log {self.log} --dest s3://{BUCKET}/{kind} --host host1 "
+                    f"--state-dir {self.dir}/state --log-file {self.dir}/fasttrack.log "
+                    f"--endpoint-url {s3.endpoint} --path-style --region us-east-1 "
+                    f"--quiet {quiet}s --keep 1000000")
+            self.syslog = None
+            program = f"exec {BIN} watch {args} --control-socket {self.dir}/sng/ctl --pidfile {self.dir}/sng/pid"
+        else:
+            conf = os.path.join(self.dir, "logrotate-docker.conf")
+            text = open(os.path.join(BASELINE, "logrotate-docker.conf.in")).read()
+            for k, v in {"@LOG@": self.log, "@BASELINE@": BASELINE,
+                         "@S3URL@": f"s3://{BUCKET}/{self.prefix}", "@ENDPOINT@": s3.endpoint,
+                         "@CTL@": f"{self.dir}/sng/ctl", "@PIDFILE@": f"{self.dir}/sng/pid"}.items():
+                text = text.replace(k, v)
+            open(conf, "w").write(text)
+            script = "loop-stamp.sh" if stamp_loop else "loop.sh"
+            env = (f"FT_QUIET={quiet} FT_STAMP={self.dir}/stamp FT_HOOKLOG={self.dir}/hook.log "
+                   f"FT_LOGROTATE='/usr/sbin/logrotate -vf -s {self.dir}/logrotate.state {conf}'")
+            program = f"exec env {env} /bin/sh {BASELINE}/{script}".replace('"', '\\"')
+        self.program = program
+
+    def start(self):
+        self.sng = SyslogNg(self.dir, self.log, self.program)
+        return self
+
+    def stop(self):
+        self.sng.stop()
+
+    def objects(self):
+        if self.kind == "fasttrack":
+            return self.s3.objects(f"{self.kind}/host1")
+        return self.s3.objects(self.prefix)
+
+
+def wait_object(chain, before, local_gz_dir, timeout):
+    """Waits for a new object in S3 whose size equals its local .gz; returns when it was seen."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for path in chain.objects():
+            if path in before:
+                continue
+            local = os.path.join(local_gz_dir, os.path.basename(path))
+            try:
+                if os.path.getsize(path) == os.path.getsize(local):
+                    return time.time(), path
+            except OSError:
+                pass
+        time.sleep(0.02)
+    return None, None
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures
+
+def fig_drain(a, work, rows):
+    lines = os.path.join(work, "lines")
+    n = a.drain_lines
+    with open(lines, "wb") as f:
+        f.write(((b"x" * 199) + b"\n") * n)
+    os.makedirs(f"{work}/none", exist_ok=True)
+    common = (f"-c /dev/null --log {work}/none/docker.log --dest file://{work} --state-dir {work}/st "
+              f"--log-file {work}/ft.log --reopen none --quiet 1h")
+    base, ours, rss = [], [], []
+    for _ in range(a.runs):
+        base.append(timed(f"cat {lines} | wc -l >/dev/null"))
+        wall, peak, _ = gnu_time(f"cat {lines} | {BIN} watch {common}")
+        ours.append(wall)
+        rss.append(peak)
+    b, o = median(base), median(ours)
+    ratio = b / o
+    rows.append(("1", "stdin drain of `watch`, lines/s (200-byte lines)", f"{n / o / 1e6:.2f} M/s",
+                 "`cat | wc -l`", f"{n / b / 1e6:.2f} M/s", f"{ratio:.2f}x",
+                 ">= 0.25x, RSS < 16 MB", ratio >= 0.25 and max(rss) < 16 * 1024,
+                 f"peak RSS {max(rss) / 1024:.1f} MiB"))
+    os.remove(lines)
+
+
+def fig_compress(a, work, rows):
+    src = os.path.join(work, "source.log")
+    make_log(src, a.log_mb)
+    size = os.path.getsize(src)
+    d = os.path.join(work, "rot")
+    times = {"fasttrack": [], "gzip -6": [], "gzip -9": [], "pigz -p 2 -6": []}
+    sizes = {}
+    for r in range(a.runs):
+        for name, cmd in [("gzip -6", "gzip -6 -c {src} > {out}"),
+                          ("gzip -9", "gzip -9 -c {src} > {out}"),
+                          ("pigz -p 2 -6", "pigz -p 2 -6 -c {src} > {out}")]:
+            out = os.path.join(work, "out.gz")
+            times[name].append(timed(cmd.format(src=src, out=out)))
+            sizes[name] = os.path.getsize(out)
+            os.remove(out)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(f"{d}/logs")
+        os.makedirs(f"{d}/dest")
+        shutil.copyfile(src, f"{d}/logs/docker.log")
+        times["fasttrack"].append(timed(
+            f"{BIN} rotate -c /dev/null --log {d}/logs/docker.log --dest file://{d}/dest --host h "
+            f"--state-dir {d}/state --log-file {d}/ft.log --reopen none >/dev/null"))
+    gz = [os.path.join(f"{d}/dest/h", n) for n in os.listdir(f"{d}/dest/h")][0]
+    sizes["fasttrack"] = os.path.getsize(gz)
+    # The output is one ordinary .gz that the usual readers take back byte-identical.
+    sh(f"gzip -t {gz}")
+    sh(f"zcat {gz} | cmp - {src}")
+    with gzip.open(gz, "rb") as f:
+        assert hashlib.sha256(f.read()).digest() == hashlib.sha256(open(src, "rb").read()).digest()
+    g6 = median(times["gzip -6"])
+    for name in ["fasttrack", "gzip -9", "pigz -p 2 -6"]:
+        t = median(times[name])
+        speed = g6 / t
+        size_ratio = sizes[name] / sizes["gzip -6"]
+        if name == "fasttrack":
+            rows.append(("2", f"compress a {a.log_mb} MiB log (`rotate --reopen none` to file://)",
+                         f"{t:.2f} s, {size / t / 1e6:.0f} MB/s", "`gzip -6`",
+                         f"{g6:.2f} s, {size / g6 / 1e6:.0f} MB/s", f"{speed:.2f}x",
+                         ">= 2x speed at <= 1.02x size", speed >= 2 and size_ratio <= 1.02,
+                         f"size {size_ratio:.3f}x gzip -6 ({size / sizes['fasttrack']:.1f}:1); "
+                         "`gzip -t`, `zcat`, Python's gzip read it back identical"))
+        else:
+            rows.append(("2", f"  for comparison: `{name}`", "", "`gzip -6`", "",
+                         f"{speed:.2f}x", "", None, f"{t:.2f} s, size {size_ratio:.3f}x gzip -6"))
+
+
+def fig_latency(a, work, rows, s3):
+    """End of the quiet period -> object complete, for a LOG_MB docker.log."""
+    results = {"fasttrack": [], "seed": []}
+    never = None
+    for r in range(a.runs):
+        for kind in ["fasttrack", "seed"]:
+            chain = Chain(kind, os.path.join(work, f"lat{r}"), s3, a.quiet)
+            make_log(chain.log, a.log_mb)
+            chain.start()
+            time.sleep(1)
+            before = set(chain.objects())
+            chain.sng.send(syslog_line(0, 503))
+            t_quiet_end = time.time() + a.quiet
+            seen, path = wait_object(chain, before, chain.logs, timeout=a.quiet + 600)
+            chain.stop()
+            if seen is None:
+                raise RuntimeError(f"{kind}: no object after {a.quiet + 600} s")
+            results[kind].append(seen - t_quiet_end)
+            log(f"latency {kind} run {r}: {seen - t_quiet_end:.2f} s ({os.path.basename(path)})")
+    # The article's loop as written, once: does it fire at all?
+    chain = Chain("seed", os.path.join(work, "lat-as-written"), s3, a.quiet, stamp_loop=False)
+    open(chain.log, "w").write(syslog_line(0, 200))
+    chain.start()
+    time.sleep(1)
+    chain.sng.send(syslog_line(1, 503))
+    seen, _ = wait_object(chain, set(), chain.logs, timeout=3 * a.quiet + 5)
+    chain.stop()
+    never = seen is None
+    f, s = median(results["fasttrack"]), median(results["seed"])
+    rows.append(("3", f"fast-track latency, end of quiet -> object in S3, {a.log_mb} MiB log",
+                 f"{f:.2f} s", "seed chain (stamp variant)", f"{s:.2f} s", f"{f / s:.3f}x",
+                 "<= 0.2x", f / s <= 0.2,
+                 "the article's loop as written: " + (f"never fired in {3 * a.quiet + 5} s (pipe mtime never changes)"
+                                                      if never else "fired")))
+
+
+def fig_idle(a, work, rows):
+    secs = a.idle_seconds
+    d = os.path.join(work, "idle")
+    os.makedirs(f"{d}/logs", exist_ok=True)
+    ft = (f"{BIN} watch -c /dev/null --log {d}/logs/docker.log --dest file://{d} --state-dir {d}/st "
+          f"--log-file {d}/ft.log --reopen none")
+    seed = (f"env FT_QUIET=30 FT_STAMP={d}/stamp FT_HOOKLOG={d}/hook.log FT_LOGROTATE=true "
+            f"/bin/sh {BASELINE}/loop-stamp.sh")
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_ns(pid):
+        """CPU time of a process, by thread (ns, from schedstat), plus what its waited-for
+        children used (clock ticks: the seed loop's date and stat processes) under "kids"."""
+        out = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            out[tid] = int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        out["kids"] = (int(fields[13]) + int(fields[14])) * 10**9 // tick  # cutime + cstime
+        return out
+
+    def family(pid):
+        """The process and its long-lived descendants (the seed's reader subshell); the loop's
+        short-lived sleep, date and stat come back through the loop's cutime."""
+        kids = [int(k) for k in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+        kids = [k for k in kids if open(f"/proc/{k}/comm").read().strip() in ("sh", "fasttrack")]
+        return [pid] + [p for k in kids for p in family(k)]
+
+    # stdin: a pipe that stays open and silent, as syslog-ng's is between errors.
+    procs = {name: subprocess.Popen(cmd, shell=True, stdin=subprocess.PIPE, start_new_session=True)
+             for name, cmd in [("fasttrack", f"exec {ft}"), ("seed", f"exec {seed}")]}
+    time.sleep(3)  # past the start-up (config, destination, recovery pass)
+    # Long-lived processes only: the seed loop's per-second date and stat come back through cutime.
+    start = {name: {p: cpu_ns(p) for p in family(proc.pid)} for name, proc in procs.items()}
+    time.sleep(secs)
+    cpu = {}
+    for name, proc in procs.items():
+        used = 0
+        for pid, before in start[name].items():
+            try:
+                after = cpu_ns(pid)
+            except FileNotFoundError:
+                raise RuntimeError(f"{name}: process {pid} ended during the idle measurement")
+            # Threads that came and went in between count from zero; ones that ended are lost
+            # (none should: an idle watch starts and ends nothing).
+            used += sum(v - before.get(k, 0) for k, v in after.items())
+        cpu[name] = used / 1e9
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+    f, s = cpu["fasttrack"], cpu["seed"]
+    rows.append(("4", f"idle CPU of `watch`, {secs} s without input", f"{f * 1e6:.0f} µs",
+                 "seed chain's loop (stamp variant)", f"{s * 1000:.0f} ms",
+                 f"{f / s:.4f}x" if s else "-", "<= 1% and < 10 ms",
+                 f <= 0.01 * s and f < 0.010,
+                 "after a 3 s start-up; thread run time from /proc schedstat, children included"))
+
+
+def fig_big(a, work, rows, s3):
+    """5: peak RSS of rotate + upload of a BIG_MB log; 6: upload of a BIG_MB object."""
+    src = os.path.join(work, "big.log")
+    make_log(src, a.big_mb)
+    noise = os.path.join(work, "big.bin")
+    sh(f"head -c {a.big_mb}M /dev/urandom > {noise}")
+    obj = os.path.getsize(noise)
+    endpoint = s3.endpoint
+    rss_ft, rss_aws, t_ft, t_aws = [], [], [], []
+    for r in range(a.runs):
+        d = os.path.join(work, f"big{r}")
+        os.makedirs(f"{d}/logs")
+        common = (f"-c /dev/null --log {d}/logs/docker.log --host h --state-dir {d}/state "
+                  f"--log-file {d}/ft.log --reopen none --path-style --region us-east-1")
+        # 5: the whole fast-track of the log (rename, gzip, sha256, multipart upload, verify).
+        os.link(src, f"{d}/logs/docker.log")
+        _, rss, _ = gnu_time(f"{BIN} rotate {common} --dest s3://{BUCKET}/big{r} "
+                             f"--endpoint-url {endpoint} >/dev/null")
+        rss_ft.append(rss)
+        _, rss, _ = gnu_time(f"aws s3 cp --only-show-errors --endpoint-url {endpoint} {src} "
+                             f"s3://{BUCKET}/aws{r}/big.log")
+        rss_aws.append(rss)
+        # 6: a BIG_MB object: random bytes gzip cannot shrink, rotated while the store is down
+        # (the file stays pending), then `fasttrack upload` once the store is there.
+        os.link(noise, f"{d}/logs/docker.log")
+        dead = f"http://127.0.0.1:{free_port()}"
+        p = subprocess.run(f"{BIN} rotate {common} --dest s3://{BUCKET}/up{r} --compression-level 1 "
+                           f"--endpoint-url {dead}", shell=True, capture_output=True, text=True)
+        if p.returncode != 3:
+            raise RuntimeError(f"rotate to a dead store exited {p.returncode}: {p.stderr[-2000:]}")
+        gz = [os.path.join(f"{d}/logs", n) for n in os.listdir(f"{d}/logs") if n.endswith(".gz")]
+        t_ft.append(gnu_time(f"{BIN} upload {common} --dest s3://{BUCKET}/up{r} "
+                             f"--endpoint-url {endpoint} >/dev/null")[0])
+        t_aws.append(gnu_time(f"aws s3 cp --only-show-errors --endpoint-url {endpoint} {gz[0]} "
+                              f"s3://{BUCKET}/aws{r}/up.gz")[0])
+        obj = os.path.getsize(gz[0])
+        shutil.rmtree(d)
+        shutil.rmtree(os.path.join(s3.root, BUCKET, f"big{r}"), ignore_errors=True)
+        shutil.rmtree(os.path.join(s3.root, BUCKET, f"up{r}"), ignore_errors=True)
+        shutil.rmtree(os.path.join(s3.root, BUCKET, f"aws{r}"), ignore_errors=True)
+    f, b = max(rss_ft), median(rss_aws)
+    rows.append(("5", f"peak RSS, rotate + upload of a {a.big_mb} MiB log to S3", f"{f / 1024:.0f} MiB",
+                 "`aws s3 cp` of the same file", f"{b / 1024:.0f} MiB", f"{f / b:.2f}x",
+                 "<= 0.5x and < 64 MB", f / b <= 0.5 and f * 1024 < 64e6,
+                 "the largest of fasttrack's runs against the median of aws's"))
+    f, b = median(t_ft), median(t_aws)
+    rows.append(("6", f"upload of a {obj / 2**20:.0f} MiB object to the local S3 server",
+                 f"{obj / f / 1e6:.0f} MB/s", "`aws s3 cp`", f"{obj / b / 1e6:.0f} MB/s",
+                 f"{b / f:.2f}x", ">= 1x", b / f >= 1,
+                 "whole commands, wall time; fasttrack also hashes the file (sha256, MD5 per part) "
+                 "and checks the store's ETags"))
+
+
+def count_lines(paths_gz, live_paths):
+    seqs = []
+    for p in paths_gz:
+        with gzip.open(p, "rt", errors="replace") as f:
+            for line in f:
+                m = re.search(r"seq=(\d+)", line)
+                if m:
+                    seqs.append(int(m.group(1)))
+    for p in live_paths:
+        if os.path.exists(p):
+            with open(p, errors="replace") as f:
+                for line in f:
+                    m = re.search(r"seq=(\d+)", line)
+                    if m:
+                        seqs.append(int(m.group(1)))
+    return seqs
+
+
+def fig_loss(a, work, rows, s3):
+    results = {}
+    for kind in ["fasttrack", "seed"]:
+        chain = Chain(kind, os.path.join(work, "loss"), s3, a.loss_quiet).start()
+        stop = threading.Event()
+        sent = [0]
+
+        def traffic():
+            seq, start = 0, time.time()
+            while not stop.is_set():
+                due = int((time.time() - start) * a.rate)
+                batch = []
+                while seq < due:
+                    # a 5xx line every (quiet + 2) seconds of traffic: one rotation each
+                    period = int(a.rate * (a.loss_quiet + 2))
+                    batch.append(syslog_line(seq, 502 if seq % period == 0 else 200))
+                    seq += 1
+                if batch:
+                    chain.sng.send("".join(batch))
+                    sent[0] = seq
+                time.sleep(0.005)
+
+        t = threading.Thread(target=traffic)
+        t.start()
+        deadline = time.time() + a.rotations * (a.loss_quiet + 10) + 120
+        while len(chain.objects()) < a.rotations and time.time() < deadline:
+            time.sleep(0.2)
+        stop.set()
+        t.join()
+        rotations = len(chain.objects())
+        time.sleep(a.loss_quiet + 5)  # a rotation in flight finishes
+        dropped = chain.sng.dropped()
+        chain.stop()
+        live = [chain.log] + [os.path.join(chain.logs, n) for n in os.listdir(chain.logs)
+                              if re.fullmatch(r"docker\.log(\.\d+|-\d+)", n)]
+        seqs = count_lines(chain.objects(), live)
+        counts = {}
+        for s in seqs:
+            counts[s] = counts.get(s, 0) + 1
+        lost = sum(1 for s in range(sent[0]) if s not in counts)
+        dup = sum(n - 1 for n in counts.values() if n > 1)
+        results[kind] = (sent[0], lost, dup, rotations, dropped.get("d_docker", 0))
+        log(f"loss {kind}: sent {sent[0]}, lost {lost}, duplicated {dup}, {rotations} objects, "
+            f"syslog-ng dropped {dropped}")
+    f, s = results["fasttrack"], results["seed"]
+    rows.append(("7", f"lines lost / duplicated over {a.rotations} rotations, {a.rate} lines/s",
+                 f"{f[1]} / {f[2]} of {f[0]:,}", "seed chain (stamp variant)",
+                 f"{s[1]} / {s[2]} of {s[0]:,}", "-", "0 / 0 for fasttrack",
+                 f[1] == 0 and f[2] == 0,
+                 f"objects: fasttrack {f[3]}, seed {s[3]}; quiet {a.loss_quiet} s for both"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="1,2,3,4,5,6,7")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--log-mb", type=int, default=200)
+    ap.add_argument("--big-mb", type=int, default=1024)
+    ap.add_argument("--drain-lines", type=int, default=5_000_000)
+    ap.add_argument("--idle-seconds", type=int, default=60)
+    ap.add_argument("--quiet", type=int, default=5, help="quiet period of both chains in figure 3")
+    ap.add_argument("--loss-quiet", type=int, default=2, help="quiet period of both chains in figure 7")
+    ap.add_argument("--rotations", type=int, default=20)
+    ap.add_argument("--rate", type=int, default=2000, help="lines/s of steady traffic in figure 7")
+    ap.add_argument("--keep-work", action="store_true")
+    a = ap.parse_args()
+    only = set(a.only.split(","))
+    work = tempfile.mkdtemp(prefix="fasttrack-bench-", dir="/var/tmp")
+    rows = []
+    s3 = None
+    try:
+        if only & {"3", "5", "6", "7"}:
+            s3 = S3(work)
+        for n, fn in [("1", fig_drain), ("2", fig_compress), ("4", fig_idle)]:
+            if n in only:
+                log(f"figure {n}")
+                fn(a, work, rows)
+        if "6" in only:
+            only.add("5")
+        for n, fn in [("3", fig_latency), ("5", fig_big), ("7", fig_loss)]:
+            if n in only:
+                log(f"figure {n}")
+                fn(a, work, rows, s3)
+    finally:
+        if s3:
+            s3.stop()
+        if not a.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+    rows.sort(key=lambda r: r[0])
+    print("| # | figure | fasttrack | baseline | baseline's figure | ratio | target | met | notes |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        met = "" if r[7] is None else ("yes" if r[7] else "**no**")
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {met} | {r[8]} |")
+    print()
+    print(f"{a.runs} runs each, medians; `python3 benches/bench.py {' '.join(sys.argv[1:])}`; "
+          f"{os.cpu_count()} cores, Linux {os.uname().release}")
+    return 0 if all(r[7] is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
