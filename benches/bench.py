@@ -169,6 +169,9 @@ class S3:
         self.proc.wait()
 
 
+RUNNING = []  # every syslog-ng started, stopped at exit whatever happens
+
+
 class SyslogNg:
     """syslog-ng with a unix-stream source, the article's filters, docker.log and a program()."""
 
@@ -195,6 +198,7 @@ log {{ source(s_in); filter(f_5xxERR-hook); destination(d_hook); }};
              os.path.join(self.dir, "persist"), "--no-caps"],
             stdin=subprocess.DEVNULL, stdout=open(os.path.join(self.dir, "out"), "w"),
             stderr=subprocess.STDOUT, start_new_session=True)
+        RUNNING.append(self)
         deadline = time.time() + 20
         while not (os.path.exists(self.input) and os.path.exists(self.pidfile)):
             if self.proc.poll() is not None or time.time() > deadline:
@@ -214,7 +218,11 @@ log {{ source(s_in); filter(f_5xxERR-hook); destination(d_hook); }};
                 if l.startswith("dst.") and l.split(";")[4] == "dropped"}
 
     def stop(self):
-        self.sock.close()
+        if self not in RUNNING:
+            return
+        RUNNING.remove(self)
+        if hasattr(self, "sock"):
+            self.sock.close()
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -243,11 +251,12 @@ class Chain:
         self.logs = os.path.join(self.dir, "logs")
         os.makedirs(self.logs, exist_ok=True)
         self.log = os.path.join(self.logs, "docker.log")
-        self.prefix = f"{kind}/host1"
+        # Each chain of each figure and run ships under its own prefix.
+        self.prefix = f"{os.path.basename(work)}-{kind}/host1"
         if kind == "fasttrack":
             cfg = os.path.join(self.dir, "fasttrack.toml")
             open(cfg, "w").close()
-            args = (f"-c {cfg} --log {self.log} --dest s3://{BUCKET}/{kind} --host host1 "
+            args = (f"-c {cfg} --log {self.log} --dest s3://{BUCKET}/{self.prefix.split('/')[0]} --host host1 "
                     f"--state-dir {self.dir}/state --log-file {self.dir}/fasttrack.log "
                     f"--endpoint-url {s3.endpoint} --path-style --region us-east-1 "
                     f"--quiet {quiet}s --keep 1000000")
@@ -275,8 +284,6 @@ class Chain:
         self.sng.stop()
 
     def objects(self):
-        if self.kind == "fasttrack":
-            return self.s3.objects(f"{self.kind}/host1")
         return self.s3.objects(self.prefix)
 
 
@@ -469,7 +476,7 @@ def fig_big(a, work, rows, s3):
     sh(f"head -c {a.big_mb}M /dev/urandom > {noise}")
     obj = os.path.getsize(noise)
     endpoint = s3.endpoint
-    rss_ft, rss_aws, t_ft, t_aws = [], [], [], []
+    rss_ft, rss_aws, t_ft, t_aws, t_req = [], [], [], [], []
     for r in range(a.runs):
         d = os.path.join(work, f"big{r}")
         os.makedirs(f"{d}/logs")
@@ -484,7 +491,12 @@ def fig_big(a, work, rows, s3):
                              f"s3://{BUCKET}/aws{r}/big.log")
         rss_aws.append(rss)
         # 6: a BIG_MB object: random bytes gzip cannot shrink, rotated while the store is down
-        # (the file stays pending), then `fasttrack upload` once the store is there.
+        # (the file stays pending), then `fasttrack upload` once the store is there. Its own
+        # log directory and state: only that file is pending.
+        d = os.path.join(work, f"up{r}")
+        os.makedirs(f"{d}/logs")
+        common = (f"-c /dev/null --log {d}/logs/docker.log --host h --state-dir {d}/state "
+                  f"--log-file {d}/ft.log --reopen none --path-style --region us-east-1")
         os.link(noise, f"{d}/logs/docker.log")
         dead = f"http://127.0.0.1:{free_port()}"
         p = subprocess.run(f"{BIN} rotate {common} --dest s3://{BUCKET}/up{r} --compression-level 1 "
@@ -494,10 +506,26 @@ def fig_big(a, work, rows, s3):
         gz = [os.path.join(f"{d}/logs", n) for n in os.listdir(f"{d}/logs") if n.endswith(".gz")]
         t_ft.append(gnu_time(f"{BIN} upload {common} --dest s3://{BUCKET}/up{r} "
                              f"--endpoint-url {endpoint} >/dev/null")[0])
+        # The same with --checksum when-required: no aws-chunked CRC32 trailer on the parts
+        # (Content-MD5 and the ETag checks still cover every byte).
+        d2 = os.path.join(work, f"up{r}-required")
+        os.makedirs(f"{d2}/logs")
+        common2 = common.replace(d, d2)
+        os.link(noise, f"{d2}/logs/docker.log")
+        p = subprocess.run(f"{BIN} rotate {common2} --dest s3://{BUCKET}/req{r} --compression-level 1 "
+                           f"--endpoint-url {dead}", shell=True, capture_output=True, text=True)
+        if p.returncode != 3:
+            raise RuntimeError(f"rotate to a dead store exited {p.returncode}: {p.stderr[-2000:]}")
+        t_req.append(gnu_time(f"{BIN} upload {common2} --dest s3://{BUCKET}/req{r} "
+                              f"--checksum when-required --endpoint-url {endpoint} >/dev/null")[0])
+        shutil.rmtree(d2)
+        shutil.rmtree(os.path.join(s3.root, BUCKET, f"req{r}"), ignore_errors=True)
         t_aws.append(gnu_time(f"aws s3 cp --only-show-errors --endpoint-url {endpoint} {gz[0]} "
                               f"s3://{BUCKET}/aws{r}/up.gz")[0])
+        assert len(gz) == 1, gz
         obj = os.path.getsize(gz[0])
         shutil.rmtree(d)
+        shutil.rmtree(os.path.join(work, f"big{r}"))
         shutil.rmtree(os.path.join(s3.root, BUCKET, f"big{r}"), ignore_errors=True)
         shutil.rmtree(os.path.join(s3.root, BUCKET, f"up{r}"), ignore_errors=True)
         shutil.rmtree(os.path.join(s3.root, BUCKET, f"aws{r}"), ignore_errors=True)
@@ -510,8 +538,12 @@ def fig_big(a, work, rows, s3):
     rows.append(("6", f"upload of a {obj / 2**20:.0f} MiB object to the local S3 server",
                  f"{obj / f / 1e6:.0f} MB/s", "`aws s3 cp`", f"{obj / b / 1e6:.0f} MB/s",
                  f"{b / f:.2f}x", ">= 1x", b / f >= 1,
-                 "whole commands, wall time; fasttrack also hashes the file (sha256, MD5 per part) "
-                 "and checks the store's ETags"))
+                 "whole commands, wall time, default `--checksum when-supported`; fasttrack also "
+                 "hashes the file (sha256, MD5 per part) and checks the store's ETags"))
+    q = median(t_req)
+    rows.append(("6", "  the same with `--checksum when-required`", f"{obj / q / 1e6:.0f} MB/s",
+                 "`aws s3 cp`", f"{obj / b / 1e6:.0f} MB/s", f"{b / q:.2f}x", ">= 1x", b / q >= 1,
+                 "no aws-chunked CRC32 trailer on the parts; Content-MD5 and ETags still checked"))
 
 
 def count_lines(paths_gz, live_paths):
@@ -573,6 +605,8 @@ def fig_loss(a, work, rows, s3):
             counts[s] = counts.get(s, 0) + 1
         lost = sum(1 for s in range(sent[0]) if s not in counts)
         dup = sum(n - 1 for n in counts.values() if n > 1)
+        if dup:
+            log(f"{kind}: duplicated seqs {[s for s, n in counts.items() if n > 1][:10]}")
         results[kind] = (sent[0], lost, dup, rotations, dropped.get("d_docker", 0))
         log(f"loss {kind}: sent {sent[0]}, lost {lost}, duplicated {dup}, {rotations} objects, "
             f"syslog-ng dropped {dropped}")
@@ -585,6 +619,7 @@ def fig_loss(a, work, rows, s3):
 
 
 def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="1,2,3,4,5,6,7")
     ap.add_argument("--runs", type=int, default=3)
@@ -616,6 +651,8 @@ def main():
                 log(f"figure {n}")
                 fn(a, work, rows, s3)
     finally:
+        for sng in list(RUNNING):
+            sng.stop()
         if s3:
             s3.stop()
         if not a.keep_work:
