@@ -420,6 +420,25 @@ fn settled(env: &TestEnv) -> bool {
     out.status.code() == Some(0) && String::from_utf8_lossy(&out.stdout).contains("(idle)")
 }
 
+/// `fasttrack rotate` by hand: counts its exit code; anything but 0 (done) or 3 (pending
+/// during an S3 fault) is a failure of the run.
+fn rotate_by_hand(
+    env: &TestEnv,
+    what: &str,
+    exits: &mut BTreeMap<i32, u64>,
+    failures: &mut Vec<String>,
+) {
+    let out = env.run("rotate", &[]);
+    let code = out.status.code().unwrap_or(-1);
+    *exits.entry(code).or_default() += 1;
+    if code != 0 && code != 3 {
+        failures.push(format!(
+            "fasttrack rotate{what} exited {code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+}
+
 /// Waits (up to 10 s) for a cycle to take the state lock, then a few ms into it; true if
 /// the lock is still held then: the fault lands in the middle of a rotation or upload.
 fn in_cycle(env: &TestEnv, rng: &mut Rng) -> bool {
@@ -521,15 +540,7 @@ fn run_soak(plan: &Plan) {
             LiveFault::HandRotate => {
                 let until = Instant::now() + hold;
                 while Instant::now() < until {
-                    let out = env.run("rotate", &[]);
-                    let code = out.status.code().unwrap_or(-1);
-                    *rotate_exits.entry(code).or_default() += 1;
-                    if code != 0 && code != 3 {
-                        failures.push(format!(
-                            "fasttrack rotate exited {code}: {}",
-                            String::from_utf8_lossy(&out.stderr)
-                        ));
-                    }
+                    rotate_by_hand(&env, "", &mut rotate_exits, &mut failures);
                 }
                 true
             }
@@ -549,15 +560,8 @@ fn run_soak(plan: &Plan) {
                     .status()
                     .unwrap();
                 assert!(touched.success());
-                let out = env.run("rotate", &[]);
-                let code = out.status.code().unwrap_or(-1);
-                *rotate_exits.entry(code).or_default() += 1;
-                if code != 0 && code != 3 {
-                    failures.push(format!(
-                        "fasttrack rotate (mtime {date}) exited {code}: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    ));
-                }
+                let what = format!(" (mtime {date})");
+                rotate_by_hand(&env, &what, &mut rotate_exits, &mut failures);
                 true
             }
         };
