@@ -379,7 +379,6 @@ def fig_compress(a, work, rows):
 def fig_latency(a, work, rows, s3):
     """End of the quiet period -> object complete, for a LOG_MB docker.log."""
     results = {"fasttrack": [], "seed": []}
-    never = None
     for r in range(a.runs):
         for kind in ["fasttrack", "seed"]:
             chain = Chain(kind, os.path.join(work, f"lat{r}"), s3, a.quiet)

@@ -453,7 +453,7 @@ impl S3Dest {
         metadata: HashMap<String, String>,
     ) -> Result<Shipped> {
         let path = file.to_path_buf();
-        let (body, md5) = tokio::task::spawn_blocking(move || read_part(&path, 0, size)).await??;
+        let (body, md5) = tokio::task::spawn_blocking(move || read_whole(&path, size)).await??;
         let req = self
             .client
             .put_object()
@@ -858,22 +858,12 @@ fn is_precondition_failed<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>
         || e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
 }
 
-/// Reads `len` bytes at `offset` and their MD5.
-fn read_part(path: &Path, offset: u64, len: u64) -> Result<(Bytes, [u8; 16])> {
-    read_part_into(Vec::new(), path, offset, len)
-}
-
-/// Like [`read_part`], into `buf`.
-fn read_part_into(
-    mut buf: Vec<u8>,
-    path: &Path,
-    offset: u64,
-    len: u64,
-) -> Result<(Bytes, [u8; 16])> {
+/// Reads a whole (single-part) file and its MD5.
+fn read_whole(path: &Path, len: u64) -> Result<(Bytes, [u8; 16])> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    buf.resize(len as usize, 0);
-    file.read_exact_at(&mut buf, offset)
-        .with_context(|| format!("cannot read {} at {offset}", path.display()))?;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let md5: [u8; 16] = Md5::digest(&buf).into();
     Ok((Bytes::from(buf), md5))
 }
