@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs fasttrack's main job end to end on this machine, no AWS account needed:
 # a private syslog-ng with the shipped syslog-ng/fasttrack.conf, a burst of sample 5xx
-# traffic from a "container", and the rotated, gzipped log appearing under a file:// dir.
+# traffic from a "container", the rotated, gzipped log appearing under a file:// dir with its
+# incident digest, and the Slack-style notification a local webhook receives.
 # Usage (as root on Debian): scripts/demo.sh   [DEMO_DIR=/tmp/fasttrack-demo]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ cargo build --release --quiet
 bin=$PWD/target/release/fasttrack
 
 dir=${DEMO_DIR:-/tmp/fasttrack-demo}
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 [ -f "$dir/syslog-ng.pid" ] && kill "$(cat "$dir/syslog-ng.pid")" 2>/dev/null || true
 rm -rf "$dir"
 mkdir -p "$dir/bucket" "$dir/log"
@@ -40,12 +42,29 @@ log-file = "$dir/fasttrack.log"
 control-socket = "$dir/syslog-ng.ctl"
 pidfile = "$dir/syslog-ng.pid"
 quiet = "2s"
+ignore = ['GET /healthz ']
+notify = "http://127.0.0.1:$port/services/T000/B000/demo"
 TOML
+
+echo "== starting a webhook receiver on 127.0.0.1:$port (stands in for Slack)"
+python3 - "$port" "$dir/notification.json" <<'PY' &
+import http.server, sys
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        open(sys.argv[2], "wb").write(body)
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
+PY
+hook_pid=$!
 
 echo "== starting a private syslog-ng in $dir"
 syslog-ng -f "$dir/syslog-ng.conf" -c "$dir/syslog-ng.ctl" -p "$dir/syslog-ng.pid" \
   -R "$dir/syslog-ng.persist" --no-caps
-trap 'kill "$(cat "$dir/syslog-ng.pid")" 2>/dev/null || true' EXIT
+trap 'kill "$(cat "$dir/syslog-ng.pid")" "$hook_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -S "$dir/docker-syslog.sock" ] && break; sleep 0.1; done
 
 echo "== a container logs normal traffic, then a burst of 5xx errors"
@@ -53,13 +72,19 @@ python3 - "$dir/docker-syslog.sock" <<'PY'
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.connect(sys.argv[1])
-def send(msg):
-    s.send(f"<14>{time.strftime('%b %d %H:%M:%S')} docker/shop-web[812]: {msg}".encode())
+def send(msg, container="shop-web"):
+    s.send(f"<14>{time.strftime('%b %d %H:%M:%S')} docker/{container}[812]: {msg}".encode())
 for i in range(20):
     send(f'10.0.0.{i} - - "GET /products/{i} HTTP/1.1" 200 512')
-for i in range(5):
-    send(f'10.0.0.9 - - "POST /checkout HTTP/1.1" 502 157 upstream timed out order={1000+i}')
+for i in range(40):
+    send(f'10.0.0.{i % 7} - - "POST /checkout HTTP/1.1" 502 157 upstream timed out order={1000+i}')
     send(f'10.0.0.9 - - "GET /cart HTTP/1.1" 200 77')
+    if i % 4 == 0:
+        send(f'10.0.1.{i} - - "GET /api/stock/{4000 + i * 13} HTTP/1.1" 503 0', "shop-api")
+    if i % 10 == 0:
+        send('{"level":"error","requestId":"req-%04x","actionId":"ChargeCard","status":500,'
+             '"message":"payment provider timeout after %dms"}' % (i * 7919 % 65536, 3000 + i), "payments")
+        send('10.0.0.1 - - "GET /healthz HTTP/1.1" 503 0')
 PY
 
 echo "== waiting for the quiet period (2s), the rotation and the upload"
@@ -79,5 +104,11 @@ echo "--- its last lines (zcat | tail -4):"
 zcat "$shipped" | tail -n 4
 echo "--- fasttrack's log:"
 cat "$dir/fasttrack.log"
+echo "--- fasttrack digest (the same digest is shipped beside it as ${shipped%.gz}.json):"
+"$bin" digest -c "$dir/fasttrack.toml" "$shipped"
+for _ in $(seq 50); do [ -s "$dir/notification.json" ] && break; sleep 0.1; done
+echo "--- the notification the webhook received (Slack incoming-webhook JSON, its text):"
+python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["text"])' "$dir/notification.json" \
+  || echo "(none received; see fasttrack's log above)"
 echo "--- fasttrack status:"
 "$bin" status -c "$dir/fasttrack.toml" || true

@@ -31,6 +31,9 @@ pub struct Cli {
     #[command(flatten)]
     pub s3: S3Args,
 
+    #[command(flatten)]
+    pub incident: IncidentArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,6 +50,8 @@ pub enum Command {
     Status,
     /// Check that the destination is reachable and writable and that credentials resolve
     Check,
+    /// Print the incident digest of log files (plain or gzipped, local or s3://BUCKET/KEY)
+    Digest(DigestArgs),
 }
 
 impl Command {
@@ -57,6 +62,7 @@ impl Command {
             Command::Upload => "upload",
             Command::Status => "status",
             Command::Check => "check",
+            Command::Digest(_) => "digest",
         }
     }
 }
@@ -240,6 +246,64 @@ pub struct S3Args {
         value_name = "DURATION"
     )]
     pub upload_timeout: Option<String>,
+}
+
+/// What makes an incident, what is left out of it, and who is told.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Incident digest and notification")]
+pub struct IncidentArgs {
+    /// The lines of a whole log that belong to an incident, for `digest` and for rotations
+    /// done without `watch` [default: the article's 5xx rule, HTTP/.{3,20}[[:space:]]5[[:digit:]]{2}[[:space:]]]
+    #[arg(
+        long = "match",
+        env = "FASTTRACK_MATCH",
+        global = true,
+        value_name = "REGEX"
+    )]
+    pub match_: Option<String>,
+
+    /// Snooze lines matching REGEX (repeatable): they neither open an incident nor count in
+    /// its digest, and stay in the shipped log
+    #[arg(long, env = "FASTTRACK_IGNORE", global = true, value_name = "REGEX")]
+    pub ignore: Vec<String>,
+
+    /// How many entries each list of the digest keeps (messages, hosts, programs) [default: 10]
+    #[arg(long, env = "FASTTRACK_TOP", global = true, value_name = "N")]
+    pub top: Option<String>,
+
+    /// POST a message to this webhook when an incident has been shipped (Slack incoming
+    /// webhook, or any URL with --notify-format json)
+    #[arg(long, env = "FASTTRACK_NOTIFY", global = true, value_name = "URL")]
+    pub notify: Option<String>,
+
+    /// slack (incoming-webhook JSON with a text) or json (the digest and the link) [default: slack]
+    #[arg(
+        long,
+        env = "FASTTRACK_NOTIFY_FORMAT",
+        global = true,
+        value_name = "FORMAT"
+    )]
+    pub notify_format: Option<String>,
+
+    /// How long the download link in a notification works (an S3 presigned URL: at most 7d) [default: 7d]
+    #[arg(
+        long,
+        env = "FASTTRACK_NOTIFY_LINK_EXPIRY",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub notify_link_expiry: Option<String>,
+}
+
+#[derive(Debug, Default, Args)]
+pub struct DigestArgs {
+    /// Log files: plain or gzipped, local paths or s3://BUCKET/KEY (with the S3 options above)
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+
+    /// Print JSON (one object per file, as written next to rotated logs) instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Default, Args)]

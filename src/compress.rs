@@ -18,13 +18,16 @@ const CHUNK: usize = 256 * 1024;
 /// cost nothing measurable, small enough that memory stays a few MiB per thread.
 const BLOCK: usize = 1024 * 1024;
 
-#[derive(Debug, Clone)]
+/// What a compressed file holds: recorded at compression, or read back by [`describe_gz`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compressed {
     pub plain_bytes: u64,
     pub gz_bytes: u64,
     pub lines: u64,
-    /// sha256 of the uncompressed bytes, lower-case hex.
-    pub sha256: String,
+    /// CRC-32 of the uncompressed bytes (as in the gzip trailer).
+    pub crc32: u32,
+    /// sha256 of the `.gz` file, lower-case hex: the object's identity on the destination.
+    pub gz_sha256: String,
 }
 
 /// Compresses `plain` into `gz` (through `part`), keeping its mtime and mode, then removes `plain`.
@@ -110,17 +113,37 @@ fn write_part(
         plain_bytes: summary.plain_bytes,
         gz_bytes: summary.gz_bytes,
         lines: summary.lines,
-        sha256: hex(&summary.sha256),
+        crc32: summary.crc32,
+        gz_sha256: hex(&summary.gz_sha256),
     })
 }
 
 /// What a compressed file holds, read back from it (when the record made at compression is
-/// missing, e.g. after a crash right after the rename).
-pub fn describe_gz(gz: &Path) -> Result<(u64, u64, String)> {
+/// missing, e.g. after a crash right after the rename): one pass that hashes the file and
+/// decompresses it.
+pub fn describe_gz(gz: &Path) -> Result<Compressed> {
+    struct Hashing<R> {
+        inner: R,
+        sha: Sha256,
+        bytes: u64,
+    }
+    impl<R: Read> Read for Hashing<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.sha.update(&buf[..n]);
+            self.bytes += n as u64;
+            Ok(n)
+        }
+    }
     let file = File::open(gz).with_context(|| format!("cannot open {}", gz.display()))?;
-    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+    let hashing = Hashing {
+        inner: std::io::BufReader::with_capacity(CHUNK, file),
+        sha: Sha256::new(),
+        bytes: 0,
+    };
+    let mut decoder = flate2::read::MultiGzDecoder::new(hashing);
     let mut buf = vec![0u8; CHUNK];
-    let (mut bytes, mut lines, mut sha) = (0u64, 0u64, Sha256::new());
+    let (mut bytes, mut lines, mut crc) = (0u64, 0u64, crc32fast::Hasher::new());
     loop {
         let n = decoder
             .read(&mut buf)
@@ -130,9 +153,18 @@ pub fn describe_gz(gz: &Path) -> Result<(u64, u64, String)> {
         }
         bytes += n as u64;
         lines += bytecount(&buf[..n]);
-        sha.update(&buf[..n]);
+        crc.update(&buf[..n]);
     }
-    Ok((bytes, lines, hex(&sha.finalize())))
+    let mut hashing = decoder.into_inner();
+    std::io::copy(&mut hashing, &mut std::io::sink())
+        .with_context(|| format!("cannot read {}", gz.display()))?;
+    Ok(Compressed {
+        plain_bytes: bytes,
+        gz_bytes: hashing.bytes,
+        lines,
+        crc32: crc.finalize(),
+        gz_sha256: hex(&hashing.sha.finalize()),
+    })
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -166,11 +198,11 @@ mod tests {
         let gz = dir.path().join("docker.log-5.gz");
         let stats = gzip_file(&plain, &part, &gz, 6, 2, &AtomicBool::new(false)).unwrap();
         assert_eq!(stats.lines, 10_000);
-        assert_eq!(stats.sha256, hex(&Sha256::digest(body.as_bytes())));
-        assert_eq!(
-            describe_gz(&gz).unwrap(),
-            (body.len() as u64, 10_000, stats.sha256.clone())
-        );
+        assert_eq!(stats.crc32, crc32fast::hash(body.as_bytes()));
+        let on_disk = std::fs::read(&gz).unwrap();
+        assert_eq!(stats.gz_sha256, hex(&Sha256::digest(&on_disk)));
+        assert_eq!(stats.gz_bytes, on_disk.len() as u64);
+        assert_eq!(describe_gz(&gz).unwrap(), stats);
         assert_eq!(stats.plain_bytes, body.len() as u64);
         assert!(!plain.exists() && !part.exists());
         let mut back = String::new();

@@ -1,7 +1,7 @@
 //! The validated configuration, built once from flags, environment, config file and defaults
 //! (precedence in that order). Nothing below this module reads clap types or the environment.
 
-use crate::cli::{Cli, CommonArgs, ReopenMethod, S3Args, WatchArgs};
+use crate::cli::{Cli, CommonArgs, IncidentArgs, ReopenMethod, S3Args, WatchArgs};
 use crate::naming::ObjectKey;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -166,9 +166,64 @@ pub struct Config {
     pub max_wait: Duration,
     pub retry_max_delay: Duration,
     pub s3: S3Options,
+    pub incident: IncidentConfig,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
 }
+
+/// What makes an incident line, what is snoozed, and who is told when one is shipped.
+#[derive(Debug, Clone)]
+pub struct IncidentConfig {
+    /// Selects the incident lines of a whole log (`digest`, rotations without `watch`).
+    pub select: regex::Regex,
+    /// Snoozed lines: they neither open an incident nor count in its digest.
+    pub ignore: regex::RegexSet,
+    /// Entries kept in each list of a digest.
+    pub top: usize,
+    pub notify: Option<NotifyConfig>,
+}
+
+impl IncidentConfig {
+    pub fn is_ignored(&self, line: &str) -> bool {
+        !self.ignore.is_empty() && self.ignore.is_match(line)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    Slack,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// The webhook; it is a secret (Slack's carry their token): only its host is ever logged.
+    pub url: String,
+    pub format: NotifyFormat,
+    pub link_expiry: Duration,
+}
+
+impl NotifyConfig {
+    /// `https://hooks.slack.com/...` -> `https://hooks.slack.com`: what logs may show.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            format!("{scheme}://{host}")
+        }
+        None => "(invalid URL)".to_string(),
+    }
+}
+
+/// The longest validity of an S3 presigned URL (SigV4).
+pub const MAX_LINK_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+const DEFAULT_TOP: i64 = 10;
 
 /// The config file: the same names as the long flags.
 #[derive(Debug, Default, Deserialize)]
@@ -202,10 +257,25 @@ struct FileConfig {
     part_size: Option<toml::Value>,
     upload_concurrency: Option<i64>,
     upload_timeout: Option<String>,
+    #[serde(rename = "match")]
+    match_: Option<String>,
+    ignore: Option<Vec<String>>,
+    top: Option<i64>,
+    notify: Option<String>,
+    notify_format: Option<String>,
+    notify_link_expiry: Option<String>,
 }
 
 /// Which flag values came from the environment rather than the command line, so that
 /// an error can name the variable the user has to fix.
+/// The command line's flags, by group.
+struct Flags<'a> {
+    common: &'a CommonArgs,
+    s3: &'a S3Args,
+    incident: &'a IncidentArgs,
+    watch: Option<&'a WatchArgs>,
+}
+
 #[derive(Debug, Default)]
 pub struct Origins {
     pub from_env: HashSet<String>,
@@ -273,9 +343,12 @@ impl Config {
             _ => None,
         };
         Self::from_parts(
-            &cli.common,
-            &cli.s3,
-            watch_args,
+            Flags {
+                common: &cli.common,
+                s3: &cli.s3,
+                incident: &cli.incident,
+                watch: watch_args,
+            },
             file,
             config_file,
             origins,
@@ -284,9 +357,12 @@ impl Config {
     }
 
     fn from_parts(
-        common: &CommonArgs,
-        s3: &S3Args,
-        watch: Option<&WatchArgs>,
+        Flags {
+            common,
+            s3,
+            incident,
+            watch,
+        }: Flags,
         file: FileConfig,
         config_file: Option<PathBuf>,
         origins: &Origins,
@@ -421,6 +497,7 @@ impl Config {
             DEFAULT_RETRY_MAX_DELAY,
         )?;
         let s3 = s3_options(&src, s3)?;
+        let incident = incident_options(&src, incident)?;
 
         Ok(Config {
             log,
@@ -437,6 +514,7 @@ impl Config {
             max_wait,
             retry_max_delay,
             s3,
+            incident,
             config_file,
         })
     }
@@ -628,6 +706,100 @@ fn s3_options(src: &Sources, a: &S3Args) -> anyhow::Result<S3Options> {
     })
 }
 
+fn incident_options(src: &Sources, a: &IncidentArgs) -> anyhow::Result<IncidentConfig> {
+    let f = &src.file;
+    let select = match src.pick("--match", a.match_.clone(), f.match_.clone()) {
+        None => regex::Regex::new(crate::digest::DEFAULT_MATCH).expect("the default rule is valid"),
+        Some(s) => regex::Regex::new(&s.value).map_err(|e| {
+            config_error(format!(
+                "{} {:?} is not a valid regular expression: {e}",
+                s.origin, s.value
+            ))
+        })?,
+    };
+    let cli_ignore = (!a.ignore.is_empty()).then(|| a.ignore.clone());
+    let ignore = match src.pick("--ignore", cli_ignore, f.ignore.clone()) {
+        None => regex::RegexSet::empty(),
+        Some(s) => {
+            for pattern in &s.value {
+                if let Err(e) = regex::Regex::new(pattern) {
+                    return Err(config_error(format!(
+                        "{} {pattern:?} is not a valid regular expression: {e}",
+                        s.origin
+                    )));
+                }
+            }
+            regex::RegexSet::new(&s.value)
+                .map_err(|e| config_error(format!("{}: {e}", s.origin)))?
+        }
+    };
+    let top = integer(
+        src.pick("--top", a.top.clone(), f.top.map(|n| n.to_string())),
+        DEFAULT_TOP,
+        1..=crate::digest::MESSAGE_CAPACITY as i64,
+        "a number of entries from 1 to 200",
+    )? as usize;
+    let notify = match src.pick("--notify", a.notify.clone(), f.notify.clone()) {
+        None => None,
+        Some(s) => {
+            let url = s.value.trim().to_string();
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && url
+                    .split_once("://")
+                    .is_some_and(|(_, r)| !r.is_empty() && !r.starts_with('/'));
+            if !ok {
+                return Err(config_error(format!(
+                    "{} is not an http:// or https:// URL; give the webhook's full URL",
+                    s.origin
+                )));
+            }
+            let format = match src.pick(
+                "--notify-format",
+                a.notify_format.clone(),
+                f.notify_format.clone(),
+            ) {
+                None => NotifyFormat::Slack,
+                Some(s) => match s.value.as_str() {
+                    "slack" => NotifyFormat::Slack,
+                    "json" => NotifyFormat::Json,
+                    _ => {
+                        return Err(config_error(format!(
+                            "{} {:?} is not valid: use slack or json",
+                            s.origin, s.value
+                        )))
+                    }
+                },
+            };
+            let expiry_setting = src.pick(
+                "--notify-link-expiry",
+                a.notify_link_expiry.clone(),
+                f.notify_link_expiry.clone(),
+            );
+            let origin = expiry_setting
+                .as_ref()
+                .map(|s| s.origin.clone())
+                .unwrap_or_default();
+            let link_expiry = duration(expiry_setting, MAX_LINK_EXPIRY)?;
+            if link_expiry > MAX_LINK_EXPIRY {
+                return Err(config_error(format!(
+                    "{origin} must be at most 7d (the longest an S3 presigned URL lasts)"
+                )));
+            }
+            Some(NotifyConfig {
+                url,
+                format,
+                link_expiry,
+            })
+        }
+    };
+    Ok(IncidentConfig {
+        select,
+        ignore,
+        top,
+        notify,
+    })
+}
+
 /// `16MiB`, `16M`, `16MB` (all binary), `5242880`.
 fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
@@ -794,9 +966,12 @@ mod tests {
             from_env: env.iter().map(|s| s.to_string()).collect(),
         };
         Config::from_parts(
-            &common,
-            &S3Args::default(),
-            watch.as_ref(),
+            Flags {
+                common: &common,
+                s3: &S3Args::default(),
+                incident: &IncidentArgs::default(),
+                watch: watch.as_ref(),
+            },
             file,
             Some(PathBuf::from("/etc/fasttrack/fasttrack.toml")),
             &origins,
@@ -1008,6 +1183,55 @@ mod tests {
         assert_eq!(parse_size("16 parsecs"), None);
         let plain = DestUrl::parse("s3://logs-prod").unwrap();
         assert_eq!(plain.key("h", "f").as_str(), "h/f");
+    }
+
+    #[test]
+    fn the_packaged_example_is_valid_with_every_key_uncommented() {
+        let example = include_str!("../packaging/fasttrack.toml");
+        let uncommented: String = example
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase()) => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = load(CommonArgs::default(), None, &uncommented, &[]).unwrap();
+        assert!(c.incident.is_ignored("x GET /health y"));
+        assert_eq!(c.incident.top, 10);
+        let n = c.incident.notify.unwrap();
+        assert_eq!(n.redacted_url(), "https://hooks.slack.com");
+        assert_eq!(n.link_expiry, MAX_LINK_EXPIRY);
+        assert!(c.incident.select.is_match("\"GET / HTTP/1.1\" 502 12"));
+    }
+
+    #[test]
+    fn incident_settings_are_checked() {
+        let e = err(load(CommonArgs::default(), None, "ignore = ['(']", &[]));
+        assert!(
+            e.contains(
+                "ignore in /etc/fasttrack/fasttrack.toml \"(\" is not a valid regular expression"
+            ),
+            "{e}"
+        );
+        let e = err(load(
+            CommonArgs::default(),
+            None,
+            "notify = 'hooks.slack.com/x'",
+            &[],
+        ));
+        assert!(e.contains("is not an http:// or https:// URL"), "{e}");
+        let e = err(load(
+            CommonArgs::default(),
+            None,
+            "notify = 'https://h/x'\nnotify-link-expiry = '8d'",
+            &[],
+        ));
+        assert!(e.contains("at most 7d"), "{e}");
+        assert_eq!(
+            redact_url("https://user:pw@hooks.example.com:8443/services/T/B/secret?x=1"),
+            "https://hooks.example.com:8443"
+        );
     }
 
     #[test]

@@ -3,14 +3,22 @@
 
 use crate::config::Config;
 use crate::dest;
+use crate::digest::Builder;
 use crate::exit::Outcome;
+use crate::incident;
 use crate::reopen::Reopener;
 use crate::rotate::rotate_log;
 use crate::spool::{apply_keep, compress, finish_local, ship_pending, Spool};
 use crate::state::{now_rfc3339, ErrorRecord, RotationRecord, StateDir, StateLock};
 use anyhow::Result;
 use std::sync::atomic::AtomicBool;
-use tracing::{error, info};
+use std::sync::{Arc, Mutex};
+use tracing::{error, info, warn};
+
+/// `watch`'s digest of the open incident, handed to the cycle that rotates it: the cycle
+/// takes it (leaves None) once it is attached to the rotated file; otherwise `watch` takes
+/// it back.
+pub type StreamHandoff = Arc<Mutex<Option<Builder>>>;
 
 /// How many times `rotate` and `upload` try to ship a file on a retryable error before
 /// exiting 3 with the file kept (each S3 request is itself retried by the SDK).
@@ -53,6 +61,7 @@ pub fn run(
     mode: Mode,
     attempts: u32,
     cancel: &AtomicBool,
+    stream: Option<StreamHandoff>,
 ) -> Result<Report> {
     let state_dir = StateDir::open(&config.state_dir)?;
     let lock = state_dir.lock(cancel, |holder| match holder {
@@ -63,10 +72,10 @@ pub fn run(
         config,
         mode,
         destination,
-        &state_dir,
-        &lock,
+        (&state_dir, &lock),
         attempts,
         cancel,
+        stream,
     );
     let failure = match &result {
         Err(e) => Some(format!("{e:#}")),
@@ -93,10 +102,10 @@ fn run_locked(
     config: &Config,
     mode: Mode,
     destination: &dyn dest::Destination,
-    state_dir: &StateDir,
-    lock: &StateLock,
+    (state_dir, lock): (&StateDir, &StateLock),
     attempts: u32,
     cancel: &AtomicBool,
+    stream: Option<StreamHandoff>,
 ) -> Result<Report> {
     let reopener = Reopener::new(&config.reopen);
     let mut report = Report::default();
@@ -106,6 +115,7 @@ fn run_locked(
 
     if mode == Mode::Rotate {
         let largest = Spool::scan(config)?.largest_suffix();
+        let last_suffix_before = state_dir.load()?.last_suffix;
         if let Some(rotation) = rotate_log(config, state_dir, lock, &reopener, largest, cancel)? {
             info!(
                 "rotated {} -> {} ({} bytes; reopen via {}; {}; {} ms)",
@@ -121,6 +131,23 @@ fn run_locked(
                 },
                 rotation.millis
             );
+            // The digest is written before compressing: the plain file is at hand for a scan.
+            let taken = stream
+                .as_ref()
+                .and_then(|s| s.lock().ok().and_then(|mut g| g.take()));
+            let name = rotation.name.to_string();
+            if let Some(d) = incident::digest_for_rotated(
+                config,
+                &rotation.path,
+                &name,
+                taken,
+                last_suffix_before,
+            ) {
+                let sidecar = incident::sidecar_path(config, rotation.name.suffix);
+                if let Err(e) = incident::write_sidecar(&sidecar, &d) {
+                    warn!("{e:#}; the digest is rebuilt when the file is shipped");
+                }
+            }
             compress(config, rotation.name.suffix, state_dir, lock, cancel)?;
             let file = rotation.name.to_string();
             state_dir.update(lock, |s| {

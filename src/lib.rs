@@ -11,10 +11,14 @@ pub mod config;
 pub mod cycle;
 pub mod debounce;
 pub mod dest;
+pub mod digest;
+pub mod digest_command;
 pub mod exit;
 pub mod fsutil;
+pub mod incident;
 pub mod logging;
 pub mod naming;
+pub mod notify;
 pub mod pargz;
 pub mod reopen;
 pub mod rotate;
@@ -90,6 +94,7 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
     match cli.command {
         Command::Status => status::run(&config),
         Command::Check => check::run(&config),
+        Command::Digest(args) => digest_command::run(&config, &args),
         Command::Watch(_) => {
             config.require_dest()?;
             logging::init(Some(&config.log_file));
@@ -109,6 +114,7 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
                 mode,
                 cycle::CLI_ATTEMPTS,
                 &AtomicBool::new(false),
+                None,
             )?;
             match &report.rotated {
                 Some(name) => println!("rotated {} -> {name}.gz", config.log.display()),
@@ -134,6 +140,17 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
                         "run `fasttrack upload` later (`fasttrack watch` retries by itself)"
                     }
                 );
+            }
+            // Shipped incidents are announced after the shipping, each attempt bounded: what
+            // fails stays queued for the next run (watch retries by itself).
+            if let Some(n) = &config.incident.notify {
+                let delivery = notify::Notifier::new(n)?.deliver_due(&config.state_dir);
+                for failure in &delivery.failed {
+                    eprintln!(
+                        "fasttrack: notification to {} pending: {failure}",
+                        n.redacted_url()
+                    );
+                }
             }
             Ok(report.outcome())
         }

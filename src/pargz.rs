@@ -5,7 +5,9 @@
 //! whose CRC-32 is combined from the blocks': `gzip -t`, `zcat` and every library read it.
 //!
 //! Memory is bounded: at most `2 x threads` blocks are in flight. The caller's thread reads
-//! and hashes (sha256, line count) while the workers deflate, and writes the blocks in order.
+//! and counts lines while the workers deflate (and CRC) the blocks; a writer thread puts them
+//! in order and hashes the output (sha256 of the `.gz`, the object's identity), so the file
+//! never has to be read again before it is shipped.
 
 use anyhow::{bail, Context, Result};
 use flate2::{Compress, Compression, FlushCompress, Status};
@@ -39,7 +41,10 @@ pub struct Summary {
     pub plain_bytes: u64,
     pub gz_bytes: u64,
     pub lines: u64,
-    pub sha256: [u8; 32],
+    /// CRC-32 of the uncompressed input (the gzip trailer's).
+    pub crc32: u32,
+    /// sha256 of the gzip output, header and trailer included.
+    pub gz_sha256: [u8; 32],
 }
 
 struct Job {
@@ -154,14 +159,18 @@ pub fn compress(
         drop(done_tx);
         drop(job_rx);
         // The writer: blocks come back in any order and leave in order, then the trailer.
-        let writer = scope.spawn(move || -> Result<u64> {
+        let head_for_hash = head.clone();
+        let writer = scope.spawn(move || -> Result<(u64, u32, [u8; 32])> {
             let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
             let (mut next, mut written, mut crc) = (0u64, 0u64, crc32fast::Hasher::new());
+            let mut sha = Sha256::new();
+            sha.update(&head_for_hash);
             for done in done_rx {
                 let done = done?;
                 pending.insert(done.index, done);
                 while let Some(d) = pending.remove(&next) {
                     output.write_all(&d.deflated)?;
+                    sha.update(&d.deflated);
                     written += d.deflated.len() as u64;
                     crc.combine(&d.crc);
                     next += 1;
@@ -172,13 +181,16 @@ pub fn compress(
             }
             // ISIZE is the length modulo 2^32 (RFC 1952); crc32fast tracks the whole length.
             let plain = crc.total_len();
-            output.write_all(&crc.finalize().to_le_bytes())?;
-            output.write_all(&(plain as u32).to_le_bytes())?;
+            let crc32 = crc.finalize();
+            let mut trailer = [0u8; 8];
+            trailer[..4].copy_from_slice(&crc32.to_le_bytes());
+            trailer[4..].copy_from_slice(&(plain as u32).to_le_bytes());
+            output.write_all(&trailer)?;
+            sha.update(trailer);
             output.flush()?;
-            Ok(written + 8)
+            Ok((written + 8, crc32, sha.finalize().into()))
         });
 
-        let mut sha = Sha256::new();
         let (mut lines, mut plain, mut index) = (0u64, 0u64, 0u64);
         let mut previous: Option<Arc<Vec<u8>>> = None;
         let read_result = (|| -> Result<()> {
@@ -190,7 +202,6 @@ pub fn compress(
                 // One block ahead: the last block is the one followed by nothing.
                 let next = read_block(&mut input, block)?;
                 let last = next.is_empty();
-                sha.update(&current);
                 lines += current.iter().filter(|&&b| b == b'\n').count() as u64;
                 plain += current.len() as u64;
                 let data = Arc::new(current);
@@ -214,12 +225,13 @@ pub fn compress(
         drop(job_tx);
         let written = writer.join().expect("the gzip writer panicked");
         read_result?;
-        let deflated = written?;
+        let (deflated, crc32, gz_sha256) = written?;
         Ok(Summary {
             plain_bytes: plain,
             gz_bytes: head.len() as u64 + deflated,
             lines,
-            sha256: sha.finalize().into(),
+            crc32,
+            gz_sha256,
         })
     })
 }
@@ -298,7 +310,8 @@ mod tests {
                     s.lines,
                     input.iter().filter(|&&b| b == b'\n').count() as u64
                 );
-                assert_eq!(s.sha256, <[u8; 32]>::from(Sha256::digest(input)));
+                assert_eq!(s.gz_sha256, <[u8; 32]>::from(Sha256::digest(&out)));
+                assert_eq!(s.crc32, crc32fast::hash(input));
             }
         }
     }

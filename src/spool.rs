@@ -5,7 +5,10 @@
 use crate::compress::{describe_gz, gzip_file};
 use crate::config::Config;
 use crate::dest::{is_permanent, Destination, ObjectMeta, Shipped};
+use crate::digest::Digest;
+use crate::incident;
 use crate::naming::{RotatedName, Stage};
+use crate::notify;
 use crate::reopen::Reopener;
 use crate::rotate::ensure_closed;
 use crate::state::{now_rfc3339, PlainDigest, ShippedRecord, State, StateDir, StateLock};
@@ -143,7 +146,8 @@ pub fn compress(
             PlainDigest {
                 lines: stats.lines,
                 bytes: stats.plain_bytes,
-                sha256: stats.sha256.clone(),
+                crc32: Some(stats.crc32),
+                gz_sha256: Some(stats.gz_sha256.clone()),
             },
         );
     })?;
@@ -190,11 +194,25 @@ pub fn ship_pending(
         }
         let path = path_of(config, suffix, Stage::Compressed);
         let key = dest_url.key(&config.host, &name);
-        let meta = object_meta(config, &state, &name, &path)?;
+        let digest = ensure_digest(config, suffix, &path);
+        let meta = object_meta(config, &state, &name, &path, digest.as_ref())?;
+        // The digest goes first: whoever sees the log's object can already read its digest.
+        let sidecar = incident::sidecar_path(config, suffix);
+        let sidecar_key = dest_url.key(&config.host, &incident::sidecar_name(config, suffix));
+        let sidecar_meta = match &digest {
+            Some(_) => Some(sidecar_meta(config, &sidecar, &name)?),
+            None => None,
+        };
+        let ship_both = || -> Result<Shipped> {
+            if let Some(m) = &sidecar_meta {
+                dest.ship(&sidecar_key, &sidecar, m)?;
+            }
+            dest.ship(&key, &path, &meta)
+        };
         let started = Instant::now();
         let mut attempt = 1;
         let outcome = loop {
-            match dest.ship(&key, &path, &meta) {
+            match ship_both() {
                 Err(e)
                     if attempt < attempts
                         && !is_permanent(&e)
@@ -213,6 +231,32 @@ pub fn ship_pending(
                     Shipped::Written { bytes } => (bytes, "shipped"),
                     Shipped::AlreadyThere { bytes } => (bytes, "already at the destination:"),
                 };
+                // Queued before the shipment is recorded: a crash may repeat a notification,
+                // never lose one.
+                if let (Some(n), Some(d)) = (&config.incident.notify, &digest) {
+                    let (link, link_expires) = match dest.link(&key, n.link_expiry) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            warn!("{e:#}; the notification names the object without a link");
+                            (format!("{dest_url} {key}"), None)
+                        }
+                    };
+                    let job = notify::Job {
+                        name: name.clone(),
+                        dest: dest_url.to_string(),
+                        key: key.to_string(),
+                        bytes,
+                        link,
+                        link_expires,
+                        digest: d.clone(),
+                        attempts: 0,
+                        next_at: 0,
+                        last_error: None,
+                    };
+                    if let Err(e) = notify::enqueue(state_dir.path(), &job) {
+                        warn!("cannot queue the notification of {name}: {e:#}");
+                    }
+                }
                 state_dir.update(lock, |s| {
                     s.shipped.insert(
                         name.clone(),
@@ -253,25 +297,86 @@ pub fn ship_pending(
     Ok(report)
 }
 
-/// What the object's metadata says about the log: recorded at compression, or read back.
-fn object_meta(config: &Config, state: &State, name: &str, gz: &Path) -> Result<ObjectMeta> {
-    let digest = match state.digests.get(name) {
-        Some(d) => d.clone(),
-        None => {
-            let (bytes, lines, sha256) = describe_gz(gz)?;
-            PlainDigest {
-                lines,
-                bytes,
-                sha256,
+/// The digest of a compressed file: its JSON next to it, or (a file rotated by an older
+/// version, or whose JSON was lost) a scan of the file, written next to it.
+fn ensure_digest(config: &Config, suffix: u64, gz: &Path) -> Option<Digest> {
+    let path = incident::sidecar_path(config, suffix);
+    match incident::read_sidecar(&path) {
+        Ok(Some(d)) => return Some(d),
+        Ok(None) => {}
+        Err(e) => warn!("{e:#}"),
+    }
+    match incident::scan_path(gz, &config.incident) {
+        Ok(b) => {
+            let mut d = b.digest(&config.host, config.incident.top);
+            d.log = gz.file_name().map(|n| n.to_string_lossy().into_owned());
+            if let Err(e) = incident::write_sidecar(&path, &d) {
+                warn!("{e:#}");
+                return Some(d);
             }
+            info!("digested {}: {} incident lines", gz.display(), d.lines);
+            Some(d)
+        }
+        Err(e) => {
+            warn!(
+                "no digest for {}: {e:#}; it is shipped without one",
+                gz.display()
+            );
+            None
+        }
+    }
+}
+
+fn sidecar_meta(config: &Config, sidecar: &Path, log_name: &str) -> Result<ObjectMeta> {
+    use sha2::Digest as _;
+    let bytes =
+        std::fs::read(sidecar).with_context(|| format!("cannot read {}", sidecar.display()))?;
+    Ok(ObjectMeta {
+        content_type: "application/json",
+        sha256: crate::compress::hex(&sha2::Sha256::digest(&bytes)),
+        metadata: vec![
+            ("host".to_string(), config.host.clone()),
+            ("source-log".to_string(), config.log.display().to_string()),
+            ("log".to_string(), log_name.to_string()),
+        ],
+    })
+}
+
+/// What the object's metadata says about the log: recorded at compression, or read back,
+/// and the headline of its digest.
+fn object_meta(
+    config: &Config,
+    state: &State,
+    name: &str,
+    gz: &Path,
+    digest: Option<&Digest>,
+) -> Result<ObjectMeta> {
+    let (lines, plain_bytes, crc32, gz_sha256) = match state.digests.get(name) {
+        Some(PlainDigest {
+            lines,
+            bytes,
+            crc32: Some(crc32),
+            gz_sha256: Some(sha),
+        }) => (*lines, *bytes, *crc32, sha.clone()),
+        _ => {
+            let c = describe_gz(gz)?;
+            (c.lines, c.plain_bytes, c.crc32, c.gz_sha256)
         }
     };
+    let mut metadata = vec![
+        ("host".to_string(), config.host.clone()),
+        ("source-log".to_string(), config.log.display().to_string()),
+        ("lines".to_string(), lines.to_string()),
+        ("uncompressed-bytes".to_string(), plain_bytes.to_string()),
+        ("uncompressed-crc32".to_string(), format!("{crc32:08x}")),
+    ];
+    if let Some(d) = digest {
+        metadata.extend(incident::headline_metadata(d));
+    }
     Ok(ObjectMeta {
-        host: config.host.clone(),
-        source_log: config.log.display().to_string(),
-        lines: digest.lines,
-        plain_bytes: digest.bytes,
-        sha256_plain: digest.sha256,
+        content_type: "application/gzip",
+        sha256: gz_sha256,
+        metadata,
     })
 }
 
@@ -294,6 +399,14 @@ pub fn apply_keep(config: &Config, state_dir: &StateDir, lock: &StateLock) -> Re
     let mut removed = Vec::new();
     for name in shipped_present.into_iter().take(excess) {
         let path = config.log_dir().join(name);
+        if let Some(rotated) = RotatedName::parse(config.log_name(), name) {
+            let sidecar = incident::sidecar_path(config, rotated.suffix);
+            match std::fs::remove_file(&sidecar) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => warn!("cannot remove {}: {e}", sidecar.display()),
+            }
+        }
         match std::fs::remove_file(&path) {
             Ok(()) => info!(
                 "removed {} (shipped; --keep {})",

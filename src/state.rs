@@ -42,7 +42,12 @@ pub struct State {
 pub struct PlainDigest {
     pub lines: u64,
     pub bytes: u64,
-    pub sha256: String,
+    /// CRC-32 of the uncompressed log (absent in records written before 0.2).
+    #[serde(default)]
+    pub crc32: Option<u32>,
+    /// sha256 of the `.gz` (absent in records written before 0.2: then read back).
+    #[serde(default)]
+    pub gz_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

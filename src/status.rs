@@ -87,6 +87,19 @@ pub fn render(config: &Config) -> Result<StatusText> {
             None => "none open".to_string(),
         },
     );
+    // The open incident's digest so far, as `watch` last saved it.
+    if let Some(saved) = crate::incident::peek_open(&config.state_dir) {
+        if saved.lines > 0 || saved.ignored > 0 {
+            let top = saved.messages.first().map_or(String::new(), |m| {
+                format!("; top: {} x{}", m.template, m.count)
+            });
+            line(
+                &mut out,
+                "  digest",
+                format!("{} lines, {} snoozed{top}", saved.lines, saved.ignored),
+            );
+        }
+    }
 
     let spool = Spool::scan(config)?;
     let mut pending = 0;
@@ -137,6 +150,22 @@ pub fn render(config: &Config) -> Result<StatusText> {
         },
     );
     out.push_str(&files);
+    let waiting = crate::notify::pending(&config.state_dir);
+    if config.incident.notify.is_some() || !waiting.is_empty() {
+        line(
+            &mut out,
+            "notifications",
+            match waiting.first() {
+                None => "none waiting".to_string(),
+                Some((_, job)) => format!(
+                    "{} waiting; {}: {}",
+                    waiting.len(),
+                    job.name,
+                    job.last_error.as_deref().unwrap_or("not tried yet")
+                ),
+            },
+        );
+    }
     line(
         &mut out,
         "last rotation",

@@ -3,19 +3,24 @@
 //! stdin is drained on its own thread whatever else happens: syslog-ng never blocks on the
 //! pipe, it drops messages once the pipe and queue are full (shared/SYSLOG-NG.md), and it
 //! must never see us stall. Memory is bounded: bytes are counted, never buffered as lines.
-//! The async loop owns the quiet-period timer, signals and the one cycle that may run at a
-//! time on a blocking thread.
+//! The reader hands each chunk to the digester thread ([`crate::incident::StreamDigester`])
+//! without waiting: a digester that falls behind costs digest detail, never drain rate.
+//! The async loop owns the quiet-period timer, signals, the digest's persistence and the one
+//! cycle that may run at a time on a blocking thread; notifications have a thread of their own.
 
 use crate::config::Config;
-use crate::cycle::{self, Mode, Report};
+use crate::cycle::{self, Mode, Report, StreamHandoff};
 use crate::debounce::Debounce;
 use crate::dest::{self, Destination};
+use crate::digest::Builder;
 use crate::exit::Outcome;
+use crate::incident::{self, StreamDigester};
+use crate::notify;
 use crate::state::{now_rfc3339, StateDir};
 use anyhow::{Context, Result};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -25,6 +30,8 @@ use tracing::{error, info, warn};
 
 const READ_CHUNK: usize = 64 * 1024;
 const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// An open incident's digest is saved at most this long after its last change.
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
 
 enum Input {
     Activity,
@@ -45,8 +52,15 @@ pub fn run(config: Config) -> Result<Outcome> {
     outcome
 }
 
-/// Reads stdin in chunks, counting lines, and signals activity without ever waiting on the loop.
-fn spawn_reader(tx: mpsc::Sender<Input>, lines: Arc<AtomicU64>) -> Result<()> {
+/// Reads stdin in chunks, counting lines, hands them to the digester and signals activity,
+/// without ever waiting on either. With `--ignore` patterns the digester signals activity
+/// (only it knows which lines are snoozed), except for chunks it had no room for.
+fn spawn_reader(
+    tx: mpsc::Sender<Input>,
+    lines: Arc<AtomicU64>,
+    mut digester: StreamDigester,
+    digester_signals: bool,
+) -> Result<()> {
     std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
@@ -61,8 +75,11 @@ fn spawn_reader(tx: mpsc::Sender<Input>, lines: Arc<AtomicU64>) -> Result<()> {
                     Ok(n) => {
                         let newlines = buf[..n].iter().filter(|&&b| b == b'\n').count();
                         lines.fetch_add(newlines as u64, Ordering::Relaxed);
-                        // A full channel already holds an activity notice: dropping this one loses nothing.
-                        let _ = tx.try_send(Input::Activity);
+                        let queued = digester.offer(&buf[..n], newlines as u64);
+                        if !digester_signals || !queued {
+                            // A full channel already holds an activity notice: dropping this one loses nothing.
+                            let _ = tx.try_send(Input::Activity);
+                        }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => {
@@ -100,7 +117,49 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
     let state_dir = StateDir::open(&config.state_dir)?;
     let lines = Arc::new(AtomicU64::new(0));
     let (tx, mut rx) = mpsc::channel(4);
-    spawn_reader(tx, lines.clone())?;
+    // The open incident's digest, as an earlier watch left it if it still applies.
+    let last_suffix = state_dir.load()?.last_suffix;
+    let builder = incident::load_open(
+        state_dir.path(),
+        last_suffix,
+        state_dir.incident().is_some(),
+    );
+    let activity = tx.clone();
+    let digester = StreamDigester::start(builder, config.incident.clone(), move || {
+        let _ = activity.try_send(Input::Activity);
+    })?;
+    let digest = digester.shared.clone();
+    let skipped = digester.skipped_lines.clone();
+    let in_flight = digester.in_flight.clone();
+    spawn_reader(
+        tx,
+        lines.clone(),
+        digester,
+        !config.incident.ignore.is_empty(),
+    )?;
+    let persist = |clean: bool| {
+        let snapshot = {
+            let mut b = digest.lock().unwrap_or_else(|e| e.into_inner());
+            fold_skipped(&mut b, &skipped);
+            b.clone()
+        };
+        if let Err(e) = incident::save_open(state_dir.path(), &snapshot, clean) {
+            warn!("cannot save the open incident's digest: {e:#}");
+        }
+    };
+    let kick = match &config.incident.notify {
+        None => None,
+        Some(n) => {
+            let (kick_tx, kick_rx) = std::sync::mpsc::channel::<()>();
+            notify::spawn_thread(
+                notify::Notifier::new(n)?,
+                state_dir.path().to_path_buf(),
+                kick_rx,
+            )?;
+            Some(kick_tx)
+        }
+    };
+    let mut persist_at: Option<Instant> = None;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
@@ -123,9 +182,10 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
     let cancel = Arc::new(AtomicBool::new(false));
     // Every start first finishes what an earlier run left (in the background: stdin keeps flowing).
     let mut job: Option<(JoinHandle<Result<Report>>, Mode)> = Some((
-        start(&config, &destination, Mode::Upload, &cancel),
+        start(&config, &destination, Mode::Upload, &cancel, None),
         Mode::Upload,
     ));
+    let mut handoff: Option<StreamHandoff> = None;
     let mut retry: Option<Retry> = None;
     let mut failures = 0u32;
     let mut lines_before = 0u64;
@@ -141,6 +201,9 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
         tokio::select! {
             input = rx.recv() => match input {
                 Some(Input::Activity) => {
+                    if persist_at.is_none() {
+                        persist_at = Some(Instant::now() + PERSIST_EVERY);
+                    }
                     if debounce.on_activity(Instant::now()) {
                         let since = now_rfc3339();
                         info!("incident opened: 5xx lines arriving");
@@ -161,6 +224,10 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sighup.recv() => { info!("SIGHUP: stopping"); break; }
+            _ = async { sleep_until(persist_at.unwrap_or_else(Instant::now)).await }, if persist_at.is_some() => {
+                persist_at = None;
+                persist(false);
+            }
             _ = async { sleep_until(next.unwrap_or_else(Instant::now)).await }, if next.is_some() => {
                 let now = Instant::now();
                 let mode = if debounce.is_due(now) {
@@ -178,7 +245,16 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
                     continue;
                 };
                 retry = None;
-                job = Some((start(&config, &destination, mode, &cancel), mode));
+                let stream = (mode == Mode::Rotate).then(|| {
+                    // The cycle gets the incident so far; lines from now on open the next one.
+                    let mut b = digest.lock().unwrap_or_else(|e| e.into_inner());
+                    fold_skipped(&mut b, &skipped);
+                    let mut next = Builder::new("stream");
+                    next.after_suffix = None;
+                    Arc::new(Mutex::new(Some(std::mem::replace(&mut *b, next))))
+                });
+                handoff = stream.clone();
+                job = Some((start(&config, &destination, mode, &cancel, stream), mode));
             }
             result = async {
                 match job.as_mut() {
@@ -188,6 +264,15 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
             } => {
                 let mode = job.take().map_or(Mode::Upload, |(_, m)| m);
                 let report = result.map_err(anyhow::Error::from).and_then(|r| r);
+                if let Some(h) = handoff.take() {
+                    settle_digest(&h, &digest, &report);
+                    persist(false);
+                }
+                if let (Some(k), Ok(r)) = (&kick, &report) {
+                    if !r.shipped.is_empty() {
+                        let _ = k.send(());
+                    }
+                }
                 match report {
                     Ok(report) => {
                         if mode == Mode::Rotate && !debounce.is_open() {
@@ -225,8 +310,18 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
     // Start no new rotation; the running step finishes or is abandoned where it is safe.
     cancel.store(true, Ordering::Relaxed);
     if let Some((handle, _)) = job {
-        let _ = handle.await;
+        let report = handle.await.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Some(h) = handoff.take() {
+            settle_digest(&h, &digest, &report);
+        }
     }
+    // What stdin delivered before the end is digested before the last save (at most 32
+    // chunks of 64 KiB are queued); a digest saved with chunks still queued says so.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    persist(in_flight.load(Ordering::Acquire) == 0);
     if debounce.is_open() || retry.as_ref().is_some_and(|r| r.mode == Mode::Rotate) {
         if state_dir.incident().is_none() {
             if let Err(e) = state_dir.mark_incident(&now_rfc3339()) {
@@ -244,10 +339,42 @@ fn start(
     destination: &Arc<dyn Destination>,
     mode: Mode,
     cancel: &Arc<AtomicBool>,
+    stream: Option<StreamHandoff>,
 ) -> JoinHandle<Result<Report>> {
     let (config, destination, cancel) = (config.clone(), destination.clone(), cancel.clone());
     // One attempt per cycle: the watch loop owns the backoff, and stdin never waits for it.
-    tokio::task::spawn_blocking(move || cycle::run(&config, destination.as_ref(), mode, 1, &cancel))
+    tokio::task::spawn_blocking(move || {
+        cycle::run(&config, destination.as_ref(), mode, 1, &cancel, stream)
+    })
+}
+
+/// Lines the digester had no room for are counted in the digest as not digested.
+fn fold_skipped(b: &mut Builder, skipped: &AtomicU64) {
+    let n = skipped.swap(0, Ordering::Relaxed);
+    if n > 0 {
+        b.not_digested(n);
+    }
+}
+
+/// After a rotating cycle: a digest the cycle did not attach (nothing rotated, or it failed
+/// before the rename) goes back in front of the lines that came since. One it attached
+/// makes the live digest start after the rotated file.
+fn settle_digest(handoff: &StreamHandoff, live: &Mutex<Builder>, report: &Result<Report>) {
+    let returned = handoff.lock().ok().and_then(|mut g| g.take());
+    let mut live = live.lock().unwrap_or_else(|e| e.into_inner());
+    match returned {
+        Some(mut older) => {
+            older.merge(std::mem::replace(&mut *live, Builder::new("stream")));
+            *live = older;
+        }
+        None => match report.as_ref().ok().and_then(|r| r.rotated.as_deref()) {
+            Some(name) => {
+                live.after_suffix = name.rsplit('-').next().and_then(|s| s.parse().ok());
+            }
+            // Attached, then the cycle failed: where the live digest starts is unknown.
+            None => live.exact = false,
+        },
+    }
 }
 
 fn schedule(mode: Mode, failures: &mut u32, max: Duration) -> Retry {

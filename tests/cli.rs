@@ -156,7 +156,15 @@ fn an_unreachable_destination_exits_3_keeps_the_file_and_upload_ships_it_later()
     std::fs::create_dir(&missing).unwrap();
     let out = env.run("upload", &["--reopen", "none", "--dest", &dest]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(std::fs::read_dir(missing.join(HOST)).unwrap().count(), 1);
+    // the log and its digest
+    let mut shipped: Vec<String> = std::fs::read_dir(missing.join(HOST))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    shipped.sort();
+    assert_eq!(shipped.len(), 2, "{shipped:?}");
+    assert!(shipped[0].ends_with(".gz") && shipped[1] == shipped[0].replace(".gz", ".json"));
     let status = env.run("status", &["--dest", &dest]);
     assert_eq!(status.status.code(), Some(0));
 }

@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod incident;
 mod recovery;
 mod reliability;
 mod s3;

@@ -288,6 +288,13 @@ fn account(env: &TestEnv, sent: u64) -> Accounting {
             .map(|o| (o.name, o.body, BTreeMap::new()))
             .collect(),
     };
+    // Every log object has its digest beside it (`docker.log-N.json`, checked below).
+    let digests: BTreeMap<String, Vec<u8>> = objects
+        .iter()
+        .filter(|(name, _, _)| name.ends_with(".json"))
+        .map(|(name, body, _)| (name.clone(), body.clone()))
+        .collect();
+    objects.retain(|(name, _, _)| !name.ends_with(".json"));
     objects.sort_by_key(|(name, _, _)| suffix_of(name));
     let mut last_suffix = None;
     for (name, body, meta) in &objects {
@@ -306,6 +313,21 @@ fn account(env: &TestEnv, sent: u64) -> Accounting {
             continue;
         }
         let lines = seqs_in(&plain, &mut found);
+        if env.s3.is_some() {
+            let digest_name = name.replace(".gz", ".json");
+            let digest = digests
+                .get(&digest_name)
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+            match digest {
+                Some(d) if d["log"] == serde_json::json!(name) && d["lines"].is_u64() => {}
+                Some(_) => acc
+                    .problems
+                    .push(format!("object {digest_name}: not the digest of {name}")),
+                None => acc
+                    .problems
+                    .push(format!("object {name}: no digest {digest_name} beside it")),
+            }
+        }
         if let Some(sha) = meta.get("sha256") {
             if *sha != hex(&Sha256::digest(body)) {
                 acc.partial += 1;
@@ -324,7 +346,7 @@ fn account(env: &TestEnv, sent: u64) -> Accounting {
     // Rotated files not yet compressed (plain docker.log-N) are still waiting locally.
     for entry in std::fs::read_dir(env.logs_dir()).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("docker.log-") && !name.ends_with(".gz") {
+        if name.starts_with("docker.log-") && !name.ends_with(".gz") && !name.ends_with(".json") {
             acc.left_local += 1;
         }
     }
@@ -803,7 +825,7 @@ fn a_full_disk_keeps_everything_says_so_and_resumes_when_space_returns() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("docker.log-"))
+        .filter(|n| n.starts_with("docker.log-") && !n.ends_with(".json"))
         .collect();
     assert_eq!(rotated.len(), 1, "{rotated:?}\n{}", env.dump());
     assert!(!rotated[0].ends_with(".gz") && !rotated[0].contains(".part"));

@@ -72,8 +72,33 @@ fn syslog_ng_to_s3_every_line_exactly_once_with_metadata() {
     }
     env.expect_every_line_once(seq);
 
-    let objects = env.server().download(&format!("{PREFIX}/{HOST}/"));
+    let (objects, digests): (Vec<_>, Vec<_>) = env
+        .server()
+        .download(&format!("{PREFIX}/{HOST}/"))
+        .into_iter()
+        .partition(|o| o.key.ends_with(".gz"));
     assert_eq!(objects.len(), 3);
+    // each log has its digest beside it, and the digest's headline is in the log's metadata
+    assert_eq!(digests.len(), 3);
+    for d in &digests {
+        assert_eq!(
+            d.content_type.as_deref(),
+            Some("application/json"),
+            "{}",
+            d.key
+        );
+        let digest: serde_json::Value = serde_json::from_slice(&d.body).unwrap();
+        let log = objects
+            .iter()
+            .find(|o| o.key == d.key.replace(".json", ".gz"))
+            .unwrap_or_else(|| panic!("no log for {}", d.key));
+        assert_eq!(
+            log.metadata.get("incident-lines"),
+            Some(&digest["lines"].to_string()),
+            "{}",
+            log.key
+        );
+    }
     for o in &objects {
         assert_eq!(
             o.content_type.as_deref(),
@@ -99,16 +124,17 @@ fn syslog_ng_to_s3_every_line_exactly_once_with_metadata() {
             &mut plain,
         )
         .unwrap();
-        let sha: String = Sha256::digest(plain.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         assert_eq!(
-            o.metadata.get("uncompressed-sha256"),
-            Some(&sha),
+            o.metadata.get("uncompressed-crc32"),
+            Some(&format!("{:08x}", crc32fast::hash(plain.as_bytes()))),
             "{}",
             o.key
         );
+        let sha: String = Sha256::digest(&o.body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(o.metadata.get("sha256"), Some(&sha), "{}", o.key);
     }
     assert!(env.server().unfinished_uploads().is_empty());
 }

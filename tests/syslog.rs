@@ -236,11 +236,25 @@ fn reload_terminates_watch_and_the_next_one_fast_tracks_the_open_incident() {
     env.wait_for("a new watch after the reload", WAIT, || {
         sng.watch_pid().is_some_and(|p| p != first)
     });
+    // The incident goes on under the new watch: its digest covers both halves.
+    for seq in 10..15 {
+        sng.send(&docker_line(seq, 503));
+    }
     env.wait_for("the incident to be shipped", WAIT, || {
         env.shipped().len() == 1
     });
     env.wait_for("fasttrack to settle", WAIT, || settled(&env));
-    assert_exactly_once_in_order(&env, 10);
+    assert_exactly_once_in_order(&env, 15);
+    let name = env.shipped_names()[0].replace(".gz", ".json");
+    let digest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.shipped_dir().join(&name)).unwrap()).unwrap();
+    assert_eq!(digest["source"], "stream", "{digest:#}");
+    assert_eq!(digest["lines"], 15, "{digest:#}");
+    assert_eq!(
+        digest["statuses"],
+        serde_json::json!({"503": 5, "504": 10}),
+        "{digest:#}"
+    );
     let log = std::fs::read_to_string(env.log_file()).unwrap();
     // syslog-ng closes the pipe and SIGTERMs the process group; whichever comes first stops it.
     assert!(

@@ -89,6 +89,17 @@ impl Destination for LocalDir {
         Ok(Shipped::Written { bytes })
     }
 
+    fn link(
+        &self,
+        key: &ObjectKey,
+        _expiry: std::time::Duration,
+    ) -> Result<(String, Option<String>)> {
+        Ok((
+            format!("file://{}", self.root.join(key.as_str()).display()),
+            None,
+        ))
+    }
+
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem> {
         let exists = CheckItem {
             what: format!("directory {}", self.root.display()),
@@ -149,11 +160,9 @@ mod tests {
 
     fn meta() -> ObjectMeta {
         ObjectMeta {
-            host: "web1".into(),
-            source_log: "/var/log/docker.log".into(),
-            lines: 1,
-            plain_bytes: 2,
-            sha256_plain: "00".into(),
+            content_type: "application/gzip",
+            sha256: "00".into(),
+            metadata: vec![],
         }
     }
 

@@ -18,15 +18,14 @@ pub enum Shipped {
     AlreadyThere { bytes: u64 },
 }
 
-/// What is known about a rotated file, stored with the object where the destination can.
+/// What is stored with an object: its content type, its sha256 (lower-case hex, computed
+/// when the file was written, so shipping never reads it twice) and the metadata the
+/// destination keeps where it can (S3: `x-amz-meta-*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
-    pub host: String,
-    pub source_log: String,
-    pub lines: u64,
-    pub plain_bytes: u64,
-    /// sha256 of the uncompressed log, lower-case hex.
-    pub sha256_plain: String,
+    pub content_type: &'static str,
+    pub sha256: String,
+    pub metadata: Vec<(String, String)>,
 }
 
 /// An error that retrying will not fix (wrong bucket, credentials, a conflicting object):
@@ -54,6 +53,14 @@ pub trait Destination: Send + Sync {
 
     /// Reachable, writable, credentials: each as a line of `fasttrack check`.
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem>;
+
+    /// Where a person can download the object for `expiry` (S3: a presigned GET URL), and
+    /// until when if it expires.
+    fn link(
+        &self,
+        key: &ObjectKey,
+        expiry: std::time::Duration,
+    ) -> Result<(String, Option<String>)>;
 }
 
 /// Opens the configured destination (for S3: loads the AWS config and credentials chain).

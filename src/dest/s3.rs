@@ -1,11 +1,16 @@
 //! `s3://BUCKET[/PREFIX]`: verified uploads to S3 or an S3-compatible store.
 //!
 //! Small files go up with one PutObject, larger ones as a multipart upload read from disk part
-//! by part, each part streamed from the file (memory does not grow with the part size). Every request carries Content-MD5, and
-//! what the store says it holds is compared with what was sent: the ETag with our MD5 (single
-//! part) or with the MD5 of the part MD5s (multipart). Some S3-compatible servers store the
-//! SDK's aws-chunked framing as the body and still answer 200 (awslabs/aws-sdk-rust#1240): the
-//! comparison catches it, the object is removed and the error names `--checksum when-required`.
+//! by part, each part streamed from the file (memory does not grow with the part size).
+//!
+//! Checksums are computed here, in one pass over each part before it is sent, never by the
+//! SDK: its default wraps streamed bodies in aws-chunked framing with a CRC32 trailer, which
+//! cost 7 s per GiB against a local store (BENCHMARKS.md, figure 6). Every request carries
+//! Content-MD5 and, with `--checksum when-supported` (the default), `x-amz-checksum-crc32` as a
+//! plain header (the upload is created with the CRC32 algorithm, so the object keeps it).
+//! What the store says it holds is compared with what was sent: the ETag with our MD5 (single
+//! part) or with the MD5 of the part MD5s (multipart). A store that rejects the checksum
+//! headers is answered with an error naming `--checksum when-required` (Content-MD5 only).
 //!
 //! A multipart upload's id is journalled in the state dir before any part is sent, so that
 //! after a crash the next run aborts it and no orphan parts are left on the store.
@@ -29,22 +34,19 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
 };
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls;
 use bytes::Bytes;
 use md5::{Digest, Md5};
-use sha2::Sha256;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tracing::{info, warn};
 
-const CONTENT_TYPE: &str = "application/gzip";
 /// Read buffer of the parts streamed from disk.
 const STREAM_BUFFER: usize = 256 * 1024;
 
@@ -90,6 +92,7 @@ struct SentPart {
     number: i32,
     etag: String,
     md5: [u8; 16],
+    crc32: Option<u32>,
 }
 
 /// What an S3 call was doing, for the error message.
@@ -179,13 +182,13 @@ impl S3Dest {
             .region()
             .map(|r| r.to_string())
             .unwrap_or_else(|| "us-east-1".to_string());
+        // The request checksums are ours (see the module doc): the SDK computes none.
         let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
             .region(Region::new(region.clone()))
-            .force_path_style(opts.path_style);
+            .force_path_style(opts.path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
         if opts.checksum == ChecksumMode::WhenRequired {
-            conf = conf
-                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+            conf = conf.response_checksum_validation(ResponseChecksumValidation::WhenRequired);
         }
         Ok(S3Dest {
             rt,
@@ -205,6 +208,11 @@ impl S3Dest {
 
     fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// Whether requests carry `x-amz-checksum-crc32` (besides Content-MD5).
+    fn crc32_headers(&self) -> bool {
+        self.opts.checksum == ChecksumMode::WhenSupported
     }
 
     fn is_kms(&self) -> bool {
@@ -278,6 +286,16 @@ impl S3Dest {
             (Some("BadDigest" | "XAmzContentSHA256Mismatch" | "InvalidDigest"), _) => anyhow!(
                 "the store received different bytes than were sent for {what} (corrupted in transit?); will retry: {detail}"
             ),
+            (_, Some(s)) if (400..=501).contains(&s)
+                && self.crc32_headers()
+                && detail.to_ascii_lowercase().contains("checksum") =>
+            {
+                permanent(format!(
+                    "the store at {} refuses the x-amz-checksum-crc32 header on {what} (HTTP {s}): \
+                     set --checksum when-required (Content-MD5 only): {detail}",
+                    self.endpoint
+                ))
+            }
             (_, Some(s)) if (400..500).contains(&s)
                 && !matches!(code.as_deref(), Some("RequestTimeout" | "ExpiredToken" | "TokenRefreshRequired" | "SlowDown"))
                 && s != 408 && s != 429 =>
@@ -421,26 +439,26 @@ impl S3Dest {
     async fn ship_async(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped> {
         self.ensure_bucket(key).await?;
         self.abort_leftover(key).await?;
-        let path = file.to_path_buf();
-        let (size, sha256) = tokio::task::spawn_blocking(move || sha256_file(&path)).await??;
+        // The sha256 was computed while the file was written: no pass over it here.
+        let sha256 = meta.sha256.clone();
+        let size = std::fs::metadata(file)
+            .with_context(|| format!("cannot stat {}", file.display()))?
+            .len();
         if let Some(shipped) = self.compare_existing(key, size, &sha256, None).await? {
             return Ok(shipped);
         }
-        let metadata = HashMap::from([
-            ("host".to_string(), ascii(&meta.host)),
-            ("source-log".to_string(), ascii(&meta.source_log)),
-            ("lines".to_string(), meta.lines.to_string()),
-            (
-                "uncompressed-bytes".to_string(),
-                meta.plain_bytes.to_string(),
-            ),
-            ("uncompressed-sha256".to_string(), meta.sha256_plain.clone()),
-            (META_SHA256.to_string(), sha256.clone()),
-        ]);
+        let mut metadata: HashMap<String, String> = meta
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), ascii(v)))
+            .collect();
+        metadata.insert(META_SHA256.to_string(), sha256.clone());
         if size <= self.opts.part_size {
-            self.put_single(key, file, size, &sha256, metadata).await
+            self.put_single(key, file, size, &sha256, meta.content_type, metadata)
+                .await
         } else {
-            self.put_multipart(key, file, size, &sha256, metadata).await
+            self.put_multipart(key, file, size, &sha256, meta.content_type, metadata)
+                .await
         }
     }
 
@@ -450,10 +468,12 @@ impl S3Dest {
         file: &Path,
         size: u64,
         sha256: &str,
+        content_type: &str,
         metadata: HashMap<String, String>,
     ) -> Result<Shipped> {
         let path = file.to_path_buf();
-        let (body, md5) = tokio::task::spawn_blocking(move || read_whole(&path, size)).await??;
+        let (body, (md5, crc32)) =
+            tokio::task::spawn_blocking(move || read_whole(&path, size)).await??;
         let req = self
             .client
             .put_object()
@@ -462,7 +482,8 @@ impl S3Dest {
             .body(ByteStream::from(body))
             .content_length(size as i64)
             .content_md5(base64(&md5))
-            .content_type(CONTENT_TYPE)
+            .set_checksum_crc32(self.crc32_headers().then(|| base64(&crc32.to_be_bytes())))
+            .content_type(content_type)
             .set_metadata(Some(metadata))
             .if_none_match("*");
         let req = with_object_options!(self, req);
@@ -486,6 +507,7 @@ impl S3Dest {
         file: &Path,
         size: u64,
         sha256: &str,
+        content_type: &str,
         metadata: HashMap<String, String>,
     ) -> Result<Shipped> {
         let req = self
@@ -493,7 +515,8 @@ impl S3Dest {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .content_type(CONTENT_TYPE)
+            .set_checksum_algorithm(self.crc32_headers().then_some(ChecksumAlgorithm::Crc32))
+            .content_type(content_type)
             .set_metadata(Some(metadata));
         let req = with_object_options!(self, req);
         let created = req
@@ -557,8 +580,9 @@ impl S3Dest {
         let part_size = self.opts.part_size.max(size.div_ceil(MAX_PARTS));
         let count = size.div_ceil(part_size);
         // Parts stream from the file: memory stays at a few small read buffers per part in
-        // flight, whatever the part size. The MD5 (Content-MD5, and the ETag to check) is
-        // computed first by reading the part once with a small buffer.
+        // flight, whatever the part size. The MD5 (Content-MD5, and the ETag to check) and the
+        // CRC32 are computed first by reading the part once with a small buffer.
+        let crc32_headers = self.crc32_headers();
         let mut in_flight = tokio::task::JoinSet::new();
         let mut next: u64 = 0;
         let mut sent = Vec::with_capacity(count as usize);
@@ -576,10 +600,11 @@ impl S3Dest {
                     .upload_id(upload_id)
                     .part_number(number);
                 in_flight.spawn(async move {
-                    let md5_path = path.clone();
-                    let md5 =
-                        tokio::task::spawn_blocking(move || md5_of_range(&md5_path, offset, len))
+                    let sum_path = path.clone();
+                    let (md5, crc32) =
+                        tokio::task::spawn_blocking(move || sums_of_range(&sum_path, offset, len))
                             .await??;
+                    let crc32 = crc32_headers.then_some(crc32);
                     let body = ByteStream::read_from()
                         .path(&path)
                         .offset(offset)
@@ -592,16 +617,17 @@ impl S3Dest {
                         .body(body)
                         .content_length(len as i64)
                         .content_md5(base64(&md5))
+                        .set_checksum_crc32(crc32.map(|c| base64(&c.to_be_bytes())))
                         .send()
                         .await;
-                    Ok::<_, anyhow::Error>((number, md5, out))
+                    Ok::<_, anyhow::Error>((number, md5, crc32, out))
                 });
                 next += 1;
             }
             let Some(joined) = in_flight.join_next().await else {
                 break;
             };
-            let (number, md5, out) = joined.context("an upload task failed")??;
+            let (number, md5, crc32, out) = joined.context("an upload task failed")??;
             let out = out.map_err(|e| self.classify(e, Action::Multipart, key.as_str()))?;
             let etag = out
                 .e_tag()
@@ -614,7 +640,12 @@ impl S3Dest {
                     &hex(&md5),
                 ));
             }
-            sent.push(SentPart { number, etag, md5 });
+            sent.push(SentPart {
+                number,
+                etag,
+                md5,
+                crc32,
+            });
         }
         sent.sort_by_key(|p| p.number);
         Ok(sent)
@@ -641,6 +672,7 @@ impl S3Dest {
                         CompletedPart::builder()
                             .part_number(p.number)
                             .e_tag(&p.etag)
+                            .set_checksum_crc32(p.crc32.map(|c| base64(&c.to_be_bytes())))
                             .build()
                     })
                     .collect(),
@@ -709,6 +741,38 @@ impl S3Dest {
             &format!("ETag {}", etag.unwrap_or("(none)")),
             expected,
         ))
+    }
+
+    /// Streams the object at `key` (a full key, no prefix added) into `sink`.
+    pub fn read_object(&self, key: &str, sink: &mut dyn std::io::Write) -> Result<u64> {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| match e.code() {
+                    Some("NoSuchKey") => anyhow!(
+                        "{} does not exist; list the bucket with `aws s3 ls` and check the key",
+                        self.url(key)
+                    ),
+                    _ => self.classify(e, Action::Head, key),
+                })?;
+            let mut body = out.body;
+            let mut total = 0u64;
+            while let Some(chunk) = body
+                .try_next()
+                .await
+                .with_context(|| format!("cannot read {}", self.url(key)))?
+            {
+                total += chunk.len() as u64;
+                sink.write_all(&chunk)
+                    .with_context(|| format!("cannot digest {}", self.url(key)))?;
+            }
+            Ok(total)
+        })
     }
 
     async fn check_async(&self, probe: &ObjectKey) -> Vec<CheckItem> {
@@ -812,6 +876,33 @@ impl Destination for S3Dest {
         self.rt.block_on(self.ship_async(key, file, meta))
     }
 
+    fn link(&self, key: &ObjectKey, expiry: Duration) -> Result<(String, Option<String>)> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expiry)
+            .map_err(|e| anyhow!("cannot presign a link valid for {expiry:?}: {e}"))?;
+        let request = self
+            .rt
+            .block_on(
+                self.client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key.as_str())
+                    .presigned(config),
+            )
+            .map_err(|e| {
+                anyhow!(
+                    "cannot presign a link to {}: {}",
+                    self.url(key.as_str()),
+                    DisplayErrorContext(&e)
+                )
+            })?;
+        let until = chrono::Utc::now()
+            + chrono::Duration::from_std(expiry).unwrap_or_else(|_| chrono::Duration::days(7));
+        Ok((
+            request.uri().to_string(),
+            Some(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ))
+    }
+
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem> {
         self.rt.block_on(self.check_async(probe_key))
     }
@@ -847,8 +938,8 @@ fn brief<E: ProvideErrorMetadata + std::error::Error + 'static>(
 fn mismatch(url: &str, got: &str, expected: &str) -> anyhow::Error {
     Permanent(format!(
         "the store does not hold the bytes that were sent for {url} ({got}, expected MD5 {expected}); \
-         S3-compatible stores that do not understand the SDK's aws-chunked uploads do this: \
-         set --checksum when-required"
+         nothing is kept under that name. If the store mishandles checksum headers, set --checksum \
+         when-required; otherwise check what sits between this host and the store"
     ))
     .into()
 }
@@ -858,20 +949,22 @@ fn is_precondition_failed<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>
         || e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
 }
 
-/// Reads a whole (single-part) file and its MD5.
-fn read_whole(path: &Path, len: u64) -> Result<(Bytes, [u8; 16])> {
+/// Reads a whole (single-part) file, with its MD5 and CRC32.
+fn read_whole(path: &Path, len: u64) -> Result<(Bytes, ([u8; 16], u32))> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut buf = vec![0u8; len as usize];
     file.read_exact_at(&mut buf, 0)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let md5: [u8; 16] = Md5::digest(&buf).into();
-    Ok((Bytes::from(buf), md5))
+    let crc32 = crc32fast::hash(&buf);
+    Ok((Bytes::from(buf), (md5, crc32)))
 }
 
-/// The MD5 of `len` bytes of `path` from `offset`, read with a small buffer.
-fn md5_of_range(path: &Path, offset: u64, len: u64) -> Result<[u8; 16]> {
+/// The MD5 and CRC32 of `len` bytes of `path` from `offset`, read with a small buffer.
+fn sums_of_range(path: &Path, offset: u64, len: u64) -> Result<([u8; 16], u32)> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut md5 = Md5::new();
+    let mut crc = crc32fast::Hasher::new();
     let mut buf = vec![0u8; STREAM_BUFFER];
     let mut done = 0u64;
     while done < len {
@@ -879,27 +972,10 @@ fn md5_of_range(path: &Path, offset: u64, len: u64) -> Result<[u8; 16]> {
         file.read_exact_at(&mut buf[..want], offset + done)
             .with_context(|| format!("cannot read {} at {}", path.display(), offset + done))?;
         md5.update(&buf[..want]);
+        crc.update(&buf[..want]);
         done += want as u64;
     }
-    Ok(md5.finalize().into())
-}
-
-/// Size and sha256 of a file.
-fn sha256_file(path: &Path) -> Result<(u64, String)> {
-    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut sha = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            return Ok((size, hex(&sha.finalize())));
-        }
-        size += n as u64;
-        sha.update(&buf[..n]);
-    }
+    Ok((md5.finalize().into(), crc.finalize()))
 }
 
 /// S3 metadata values travel as HTTP headers: keep them ASCII.

@@ -5,6 +5,7 @@
 
 pub mod s3;
 pub mod syslog_ng;
+pub mod webhook;
 
 use flate2::read::MultiGzDecoder;
 use std::io::Read;

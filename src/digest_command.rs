@@ -1,0 +1,67 @@
+//! `fasttrack digest FILE...`: the incident digest of any log, plain or gzipped, local or
+//! `s3://BUCKET/KEY`, as text or (`--json`) as the JSON written next to rotated logs. A file
+//! that cannot be read is reported and the others are still digested; the exit code says so.
+
+use crate::cli::DigestArgs;
+use crate::config::Config;
+use crate::digest::{render_text, Builder};
+use crate::exit::Outcome;
+use crate::incident::{scan_path, MaybeGz, Scanner};
+use anyhow::{anyhow, Context, Result};
+use std::io::Write;
+use std::path::Path;
+
+pub fn run(config: &Config, args: &DigestArgs) -> Result<Outcome> {
+    let mut failed = 0;
+    let stdout = std::io::stdout();
+    for (i, file) in args.files.iter().enumerate() {
+        match digest_one(config, file) {
+            Ok(builder) => {
+                let mut d = builder.digest(&config.host, config.incident.top);
+                d.log = Some(file.clone());
+                let mut out = stdout.lock();
+                let written = if args.json {
+                    serde_json::to_string_pretty(&d)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|t| Ok(writeln!(out, "{t}")?))
+                } else {
+                    let sep = if i > 0 { "\n" } else { "" };
+                    Ok(write!(out, "{sep}{}", render_text(&d, file))?)
+                };
+                written.context("cannot write to stdout")?;
+            }
+            Err(e) => {
+                eprintln!("fasttrack: {file}: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(anyhow!(
+            "{failed} of {} file(s) could not be digested",
+            args.files.len()
+        ));
+    }
+    Ok(Outcome::Done)
+}
+
+fn digest_one(config: &Config, file: &str) -> Result<Builder> {
+    let Some(rest) = file.strip_prefix("s3://") else {
+        let path = Path::new(file);
+        if path.is_dir() {
+            return Err(anyhow!("is a directory; name the log files in it"));
+        }
+        return scan_path(path, &config.incident);
+    };
+    let (bucket, key) = rest
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| anyhow!("an S3 log is named s3://BUCKET/KEY"))?;
+    let store = crate::dest::s3::S3Dest::new(bucket, &config.s3, &config.state_dir)?;
+    let mut sink = MaybeGz::new(Scanner::new(&config.incident));
+    store.read_object(key, &mut sink)?;
+    Ok(sink
+        .finish()
+        .with_context(|| format!("{file} is a truncated gzip file"))?
+        .finish())
+}
