@@ -83,7 +83,7 @@ for i in range(40):
         send(f'10.0.1.{i} - - "GET /api/stock/{4000 + i * 13} HTTP/1.1" 503 0', "shop-api")
     if i % 10 == 0:
         send('{"level":"error","requestId":"req-%04x","actionId":"ChargeCard","status":500,'
-             '"message":"payment provider timeout after %dms"}' % (i * 7919 % 65536, 3000 + i), "payments")
+             '"message":"provider answered HTTP/1.1 500 after %dms"}' % (i * 7919 % 65536, 3000 + i), "payments")
         send('10.0.0.1 - - "GET /healthz HTTP/1.1" 503 0')
 PY
 

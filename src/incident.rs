@@ -123,6 +123,11 @@ impl Lines {
         self.overlong = false;
     }
 
+    /// Whether a line begun earlier waits for its end.
+    fn pending(&self) -> bool {
+        !self.carry.is_empty() || self.overlong
+    }
+
     /// Forgets the partial line (bytes were skipped: it would join unrelated text).
     fn resync(&mut self) {
         self.carry.clear();
@@ -131,48 +136,124 @@ impl Lines {
 }
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
+    memchr::memchr(needle, haystack)
 }
 
 /// Digests a whole log written to it: every line is read, those the incident rule selects
 /// and no `--ignore` pattern matches are digested.
+///
+/// Whole runs of complete lines are searched at once with the rule compiled for bytes in
+/// multi-line mode (a memchr-speed scan for its literal part, `HTTP/` by default); only the
+/// lines a match falls in are then checked one by one with the rule itself, so the result is
+/// exactly what checking every line would give, at a fraction of the cost (2% of the lines
+/// of a typical docker.log are selected).
 pub struct Scanner<'a> {
     rules: &'a IncidentConfig,
     lines: Lines,
     builder: Builder,
+    prefilter: Option<regex::bytes::Regex>,
 }
 
 impl<'a> Scanner<'a> {
     pub fn new(rules: &'a IncidentConfig) -> Self {
+        let prefilter = regex::bytes::RegexBuilder::new(rules.select.as_str())
+            .multi_line(true)
+            .build()
+            .ok();
         Scanner {
             rules,
             lines: Lines::default(),
             builder: Builder::new("file"),
+            prefilter,
         }
     }
 
-    fn line(rules: &IncidentConfig, builder: &mut Builder, line: &[u8]) {
+    /// Complete lines, each ending with a newline: candidates found by the prefilter are
+    /// checked line by line, the others only counted.
+    fn scan_region(
+        rules: &IncidentConfig,
+        builder: &mut Builder,
+        prefilter: &regex::bytes::Regex,
+        region: &[u8],
+        now: chrono::DateTime<Utc>,
+    ) {
+        let total = memchr::memchr_iter(b'\n', region).count() as u64;
+        let mut checked = 0u64;
+        let mut pos = 0;
+        while pos < region.len() {
+            let Some(m) = prefilter.find_at(region, pos) else {
+                break;
+            };
+            // The line the match starts in (a match may start on the newline ending it).
+            let start =
+                memchr::memrchr(b'\n', &region[pos..m.start()]).map_or(pos, |i| pos + i + 1);
+            let end =
+                memchr::memchr(b'\n', &region[m.start()..]).map_or(region.len(), |i| m.start() + i);
+            let line = &region[start..end];
+            Self::line(rules, builder, &line[..line.len().min(LINE_MAX)], now);
+            checked += 1;
+            pos = end + 1;
+        }
+        builder.skip_many(total - checked);
+    }
+
+    fn line(
+        rules: &IncidentConfig,
+        builder: &mut Builder,
+        line: &[u8],
+        now: chrono::DateTime<Utc>,
+    ) {
         let text = String::from_utf8_lossy(line);
         if !rules.select.is_match(&text) {
             builder.skip();
         } else if rules.is_ignored(&text) {
             builder.ignore();
         } else {
-            builder.add(&text, Utc::now());
+            builder.add(&text, now);
         }
     }
 
     pub fn finish(mut self) -> Builder {
-        let (rules, builder) = (self.rules, &mut self.builder);
-        self.lines.finish(|l| Self::line(rules, builder, l));
+        let (rules, builder, now) = (self.rules, &mut self.builder, Utc::now());
+        self.lines.finish(|l| Self::line(rules, builder, l, now));
         self.builder
     }
 }
 
 impl Write for Scanner<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let now = Utc::now();
+        let (Some(_), Some(first_nl), Some(last_nl)) = (
+            &self.prefilter,
+            memchr::memchr(b'\n', buf),
+            memchr::memrchr(b'\n', buf),
+        ) else {
+            let (rules, builder) = (self.rules, &mut self.builder);
+            self.lines.feed(buf, |l| Self::line(rules, builder, l, now));
+            return Ok(buf.len());
+        };
+        // The line an earlier write began is completed through the line splitter.
+        let mut from = 0;
+        if self.lines.pending() {
+            let (rules, builder) = (self.rules, &mut self.builder);
+            self.lines
+                .feed(&buf[..=first_nl], |l| Self::line(rules, builder, l, now));
+            from = first_nl + 1;
+        }
+        if from <= last_nl {
+            if let Some(prefilter) = &self.prefilter {
+                Self::scan_region(
+                    self.rules,
+                    &mut self.builder,
+                    prefilter,
+                    &buf[from..=last_nl],
+                    now,
+                );
+            }
+        }
         let (rules, builder) = (self.rules, &mut self.builder);
-        self.lines.feed(buf, |l| Self::line(rules, builder, l));
+        self.lines
+            .feed(&buf[last_nl + 1..], |l| Self::line(rules, builder, l, now));
         Ok(buf.len())
     }
 
@@ -528,7 +609,75 @@ mod tests {
         }
         drop(held);
         assert!(refused >= 9, "{refused}");
-        assert_eq!(d.skipped_lines.load(Ordering::Relaxed), refused);
+        while d.in_flight.load(Ordering::Acquire) > 0 {
+            assert!(wait.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let counted = shared.lock().unwrap().digest("h", 10).not_digested;
+        assert_eq!(counted + d.skipped_lines.load(Ordering::Relaxed), refused);
+    }
+
+    #[test]
+    fn the_block_scan_selects_exactly_what_a_line_by_line_check_would() {
+        let mut log = String::new();
+        for i in 0..1500u32 {
+            let status = [200, 500, 502, 503, 404][(i * 7 % 5) as usize];
+            let sep = if i % 11 == 0 { "\t" } else { " " };
+            log.push_str(&format!(
+                "Nov 22 04:26:15 web{} docker/api[1]: \"GET /x/{i} HTTP/1.1\"{sep}{status}{}\n",
+                i % 3,
+                if i % 13 == 0 { "" } else { " 17" }
+            ));
+            if i % 397 == 0 {
+                log.push_str(&"HTTP/1.1 500 ".repeat(LINE_MAX / 8)); // an overlong line
+                log.push('\n');
+            }
+            if i % 89 == 0 {
+                log.push('\n'); // an empty line
+            }
+        }
+        for rule in [
+            crate::digest::DEFAULT_MATCH,
+            "^Nov 22 04:26:15 web1",
+            r"\s$",
+            "17$",
+            "500|503",
+            ".",
+        ] {
+            let mut r = rules(&["web2 docker/api\\[1\\]: .GET /x/1"]);
+            r.select = regex::Regex::new(rule).unwrap();
+            // the reference: every line checked on its own
+            let mut reference = Builder::new("file");
+            let now = Utc::now();
+            for line in log.lines() {
+                let line = &line[..line.len().min(LINE_MAX)];
+                if !r.select.is_match(line) {
+                    reference.skip();
+                } else if r.is_ignored(line) {
+                    reference.ignore();
+                } else {
+                    reference.add(line, now);
+                }
+            }
+            let want = reference.digest("h", 10);
+            for chunk in [7, 4096, 100_000, log.len()] {
+                let mut scanner = Scanner::new(&r);
+                for piece in log.as_bytes().chunks(chunk) {
+                    scanner.write_all(piece).unwrap();
+                }
+                let mut got = scanner.finish().digest("h", 10);
+                got.incident_id.clone_from(&want.incident_id);
+                assert_eq!(
+                    (got.lines_read, got.lines, got.ignored, &got.statuses),
+                    (want.lines_read, want.lines, want.ignored, &want.statuses),
+                    "rule {rule:?}, chunks of {chunk}"
+                );
+                assert_eq!(
+                    got.messages, want.messages,
+                    "rule {rule:?}, chunks of {chunk}"
+                );
+            }
+        }
     }
 
     #[test]
