@@ -1010,6 +1010,13 @@ pub fn render_text(d: &Digest, name: &str) -> String {
     o
 }
 
+/// Slack's mrkdwn gives `&`, `<` and `>` a meaning (links, mentions): text from logs is escaped.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// The Slack message (mrkdwn) for a shipped incident; `link` is where to download the log.
 pub fn render_slack(d: &Digest, name: &str, link: &str, link_note: &str) -> String {
     use std::fmt::Write;
@@ -1017,20 +1024,24 @@ pub fn render_slack(d: &Digest, name: &str, link: &str, link_note: &str) -> Stri
     let _ = writeln!(
         o,
         ":rotating_light: *HTTP 5xx incident on {}*: {} lines{}",
-        d.reporter,
+        slack_escape(&d.reporter),
         thousands(d.lines),
-        time_frame(d).map_or(String::new(), |f| format!(", {f}"))
+        time_frame(d).map_or(String::new(), |f| format!(", {}", slack_escape(&f)))
     );
     let _ = writeln!(o, "*Statuses:* {}", join_statuses(d));
-    let _ = writeln!(o, "*Hosts:* {}", join_counts(&d.hosts, 5));
-    let _ = writeln!(o, "*Programs:* {}", join_counts(&d.programs, 5));
+    let _ = writeln!(o, "*Hosts:* {}", slack_escape(&join_counts(&d.hosts, 5)));
+    let _ = writeln!(
+        o,
+        "*Programs:* {}",
+        slack_escape(&join_counts(&d.programs, 5))
+    );
     let _ = writeln!(o, "*Top messages:*");
     for m in d.messages.iter().take(5) {
         let _ = writeln!(
             o,
             "\u{2022} {} x `{}`",
             thousands(m.count),
-            m.template.replace('`', "'")
+            slack_escape(&m.template.replace('`', "'"))
         );
     }
     if d.ignored > 0 {
