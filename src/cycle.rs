@@ -36,6 +36,8 @@ pub enum Mode {
 pub struct Report {
     /// The rotated file's name, when a rotation happened.
     pub rotated: Option<String>,
+    /// Its suffix.
+    pub rotated_suffix: Option<u64>,
     pub shipped: Vec<String>,
     pub pending: Vec<String>,
     pub ship_error: Option<String>,
@@ -158,6 +160,7 @@ fn run_locked(
                 })
             })?;
             report.rotated = Some(file);
+            report.rotated_suffix = Some(rotation.name.suffix);
         } else {
             info!(
                 "{} is missing or empty: nothing to rotate",

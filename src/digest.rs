@@ -87,10 +87,6 @@ pub struct Digest {
     /// Request ids of JSON lines (the first ones, up to a bound), and how many there were.
     pub request_ids: Vec<String>,
     pub request_ids_total: u64,
-    /// The largest rotated suffix when the incident began (`watch` only): the digest covers
-    /// the lines since that rotation, so it describes the next rotated file exactly.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after_suffix: Option<u64>,
     /// An id of the incident: the time its first line was digested.
     #[serde(default)]
     pub incident_id: String,
@@ -340,7 +336,6 @@ impl Builder {
                 .collect(),
             request_ids: self.request_ids.clone(),
             request_ids_total: self.request_ids_total,
-            after_suffix: self.after_suffix,
             incident_id: self.incident_id.clone(),
         }
     }
@@ -383,7 +378,7 @@ pub fn parse_line(line: &str, now: DateTime<Utc>) -> Parsed<'_> {
         if let Some(end) = r.find('>').filter(|&e| e <= 3) {
             rest = &r[end + 1..];
             if let Some(r) = rest.strip_prefix("1 ") {
-                return parse_5424(r, line, now);
+                return parse_5424(r, line);
             }
         }
     }
@@ -419,8 +414,7 @@ pub fn parse_line(line: &str, now: DateTime<Utc>) -> Parsed<'_> {
     }
 }
 
-fn parse_5424<'a>(rest: &'a str, line: &'a str, now: DateTime<Utc>) -> Parsed<'a> {
-    let _ = now;
+fn parse_5424<'a>(rest: &'a str, line: &'a str) -> Parsed<'a> {
     let mut parts = rest.splitn(6, ' ');
     let (Some(ts), Some(host), Some(app), Some(_pid), Some(_msgid), Some(tail)) = (
         parts.next(),
@@ -741,17 +735,15 @@ pub fn template(message: &str) -> String {
             while i < b.len() && is_token_byte(b[i]) {
                 i += 1;
             }
-            // A timestamp's offset (`+00:00`) or fraction belongs to it.
-            let mut token = &message[start..i];
+            let token = &message[start..i];
             if is_timestamp(token) {
+                // A timestamp's offset (`+00:00`, `Z`) belongs to it.
                 while i < b.len() && (b[i] == b'+' || b[i] == b'Z') {
                     i += 1;
                     while i < b.len() && (b[i].is_ascii_digit() || b[i] == b':') {
                         i += 1;
                     }
                 }
-                token = &message[start..i];
-                let _ = token;
                 out.push_str("<ts>");
                 continue;
             }

@@ -6,7 +6,7 @@ use crate::cli::DigestArgs;
 use crate::config::Config;
 use crate::digest::{render_text, Builder};
 use crate::exit::Outcome;
-use crate::incident::{scan_path, MaybeGz, Scanner};
+use crate::incident::{scan_path, scan_written};
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -58,10 +58,8 @@ fn digest_one(config: &Config, file: &str) -> Result<Builder> {
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
         .ok_or_else(|| anyhow!("an S3 log is named s3://BUCKET/KEY"))?;
     let store = crate::dest::s3::S3Dest::new(bucket, &config.s3, &config.state_dir)?;
-    let mut sink = MaybeGz::new(Scanner::new(&config.incident));
-    store.read_object(key, &mut sink)?;
-    Ok(sink
-        .finish()
-        .with_context(|| format!("{file} is a truncated gzip file"))?
-        .finish())
+    scan_written(&config.incident, |sink| {
+        store.read_object(key, sink).map(|_| ())
+    })
+    .with_context(|| format!("cannot digest {file}"))
 }

@@ -23,9 +23,7 @@ const LINE_MAX: usize = 64 * 1024;
 
 /// `docker.log-<suffix>.json`, next to the rotated file.
 pub fn sidecar_path(config: &Config, suffix: u64) -> PathBuf {
-    config
-        .log_dir()
-        .join(format!("{}-{suffix}.json", config.log_name()))
+    config.log_dir().join(sidecar_name(config, suffix))
 }
 
 pub fn sidecar_name(config: &Config, suffix: u64) -> String {
@@ -90,7 +88,7 @@ struct Lines {
 impl Lines {
     /// Calls `each` for every complete line in `bytes` (after what earlier calls left).
     fn feed(&mut self, mut bytes: &[u8], mut each: impl FnMut(&[u8])) {
-        while let Some(nl) = memchr(b'\n', bytes) {
+        while let Some(nl) = memchr::memchr(b'\n', bytes) {
             let (head, rest) = bytes.split_at(nl);
             if self.carry.is_empty() && !self.overlong {
                 each(&head[..head.len().min(LINE_MAX)]);
@@ -133,10 +131,6 @@ impl Lines {
         self.carry.clear();
         self.overlong = true;
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    memchr::memchr(needle, haystack)
 }
 
 /// Digests a whole log written to it: every line is read, those the incident rule selects
@@ -223,11 +217,10 @@ impl<'a> Scanner<'a> {
 impl Write for Scanner<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let now = Utc::now();
-        let (Some(_), Some(first_nl), Some(last_nl)) = (
-            &self.prefilter,
-            memchr::memchr(b'\n', buf),
-            memchr::memrchr(b'\n', buf),
-        ) else {
+        let (Some(first_nl), Some(last_nl)) =
+            (memchr::memchr(b'\n', buf), memchr::memrchr(b'\n', buf))
+        else {
+            // no complete line here: the splitter keeps it for the next write
             let (rules, builder) = (self.rules, &mut self.builder);
             self.lines.feed(buf, |l| Self::line(rules, builder, l, now));
             return Ok(buf.len());
@@ -241,14 +234,14 @@ impl Write for Scanner<'_> {
             from = first_nl + 1;
         }
         if from <= last_nl {
-            if let Some(prefilter) = &self.prefilter {
-                Self::scan_region(
-                    self.rules,
-                    &mut self.builder,
-                    prefilter,
-                    &buf[from..=last_nl],
-                    now,
-                );
+            let region = &buf[from..=last_nl];
+            match &self.prefilter {
+                Some(p) => Self::scan_region(self.rules, &mut self.builder, p, region, now),
+                None => {
+                    let (rules, builder) = (self.rules, &mut self.builder);
+                    self.lines
+                        .feed(region, |l| Self::line(rules, builder, l, now));
+                }
             }
         }
         let (rules, builder) = (self.rules, &mut self.builder);
@@ -323,18 +316,28 @@ pub fn scan_path(path: &Path, rules: &IncidentConfig) -> Result<Builder> {
 }
 
 pub fn scan_reader(input: &mut impl Read, rules: &IncidentConfig) -> Result<Builder> {
+    scan_written(rules, |sink| {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).context("read error"),
+            };
+            sink.write_all(&buf[..n])
+                .context("not a valid gzip stream")?;
+        }
+    })
+}
+
+/// Digests what `write` writes (plain or gzipped): the one path of every scan, local or S3.
+pub fn scan_written(
+    rules: &IncidentConfig,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<Builder> {
     let mut sink = MaybeGz::new(Scanner::new(rules));
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("read error"),
-        };
-        sink.write_all(&buf[..n])
-            .context("not a valid gzip stream")?;
-    }
+    write(&mut sink)?;
     Ok(sink.finish().context("truncated gzip stream")?.finish())
 }
 
@@ -425,9 +428,9 @@ pub fn load_open(state_dir: &Path, last_suffix: Option<u64>, incident_open: bool
             b.exact = b.exact && p.clean;
             b
         }
-        // Rotated since it was saved (it was attached, or a rotation by hand took its lines).
-        Some(_) => fresh(!incident_open),
-        None => fresh(!incident_open),
+        // None saved, or rotated since it was saved (it was attached, or a rotation by hand
+        // took its lines): lines of an open incident may be missing from a fresh one.
+        _ => fresh(!incident_open),
     }
 }
 

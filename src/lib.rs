@@ -144,8 +144,11 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
             // Shipped incidents are announced after the shipping, each attempt bounded: what
             // fails stays queued for the next run (watch retries by itself).
             if let Some(n) = &config.incident.notify {
-                let delivery = notify::Notifier::new(n)?.deliver_due(&config.state_dir);
-                for failure in &delivery.failed {
+                let failed = match notify::Notifier::new(n) {
+                    Ok(notifier) => notifier.deliver_due(&config.state_dir).failed,
+                    Err(e) => vec![format!("{e:#}")],
+                };
+                for failure in &failed {
                     eprintln!(
                         "fasttrack: notification to {} pending: {failure}",
                         n.redacted_url()

@@ -249,8 +249,8 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
                     // The cycle gets the incident so far; lines from now on open the next one.
                     let mut b = digest.lock().unwrap_or_else(|e| e.into_inner());
                     fold_skipped(&mut b, &skipped);
-                    let mut next = Builder::new("stream");
-                    next.after_suffix = None;
+                    // (where the next one starts is known once the cycle says what it rotated)
+                    let next = Builder::new("stream");
                     Arc::new(Mutex::new(Some(std::mem::replace(&mut *b, next))))
                 });
                 handoff = stream.clone();
@@ -367,10 +367,8 @@ fn settle_digest(handoff: &StreamHandoff, live: &Mutex<Builder>, report: &Result
             older.merge(std::mem::replace(&mut *live, Builder::new("stream")));
             *live = older;
         }
-        None => match report.as_ref().ok().and_then(|r| r.rotated.as_deref()) {
-            Some(name) => {
-                live.after_suffix = name.rsplit('-').next().and_then(|s| s.parse().ok());
-            }
+        None => match report.as_ref().ok().and_then(|r| r.rotated_suffix) {
+            Some(suffix) => live.after_suffix = Some(suffix),
             // Attached, then the cycle failed: where the live digest starts is unknown.
             None => live.exact = false,
         },
