@@ -309,13 +309,17 @@ def wait_object(chain, before, local_gz_dir, timeout):
 # The figures
 
 def fig_drain(a, work, rows):
-    """1: drain of opaque 200-byte lines, then of realistic 5xx access lines (which the
-    digester parses and groups), each against `cat | wc -l` of the same file."""
+    """1: drain of an all-5xx stream of realistic access lines (every line classified, the
+    digester parses and groups what it can), then of a stream of false positives only (200s
+    with a 500-599-byte body, which the article's rule passes on: classified and counted as
+    not 5xx), each against `cat | wc -l` of the same file."""
     n = a.drain_lines
     rng = random.Random(7)
-    inputs = [("200-byte lines", ((b"x" * 199) + b"\n") * n)]
+    inputs = []
     sample = "".join(syslog_5xx_line(rng, i) for i in range(20000)).encode()
-    inputs.append(("syslog 5xx access lines, digested", sample * max(1, n // 20000)))
+    inputs.append(("all-5xx access lines", sample * max(1, n // 20000)))
+    sample = "".join(syslog_5xx_line(rng, i, false_positive=True) for i in range(20000)).encode()
+    inputs.append(("false positives only: 200s with 5xx sizes", sample * max(1, n // 20000)))
     for label, data in inputs:
         lines = os.path.join(work, "lines")
         with open(lines, "wb") as f:
@@ -340,25 +344,30 @@ def fig_drain(a, work, rows):
             import json
             d = json.load(open(saved))["builder"]
             done = d["lines"]
-            note += (f"; digested {done:,} of {done + d['not_digested']:,} lines "
-                     f"({100 * done / max(1, done + d['not_digested']):.0f}%), the rest counted")
+            note += (f"; {done + d['not_digested']:,} incident lines, {d.get('not_5xx', 0):,} not 5xx; "
+                     f"digested {done:,} ({100 * done / max(1, done + d['not_digested']):.0f}% of the "
+                     f"incident lines), the rest counted")
         rows.append(("1", f"stdin drain of `watch`, lines/s ({label})", f"{count / o / 1e6:.2f} M/s",
                      "`cat | wc -l`", f"{count / b / 1e6:.2f} M/s", f"{ratio:.2f}x",
-                     ">= 0.25x, RSS < 16 MB", ratio >= 0.25 and max(rss) < 16 * 1024, note))
+                     ">= 0.5x, RSS < 16 MB", ratio >= 0.5 and max(rss) < 16 * 1024, note))
         os.remove(lines)
 
 
-def syslog_5xx_line(rng, i):
-    """A 5xx line as syslog-ng's program() destination hands it to `watch`."""
+def syslog_5xx_line(rng, i, false_positive=False):
+    """A 5xx line as syslog-ng's program() destination hands it to `watch`; with
+    `false_positive`, a 200 whose 500-599-byte size the article's rule takes for a 5xx."""
     host = f"web{rng.randrange(8)}"
     container = rng.choice(["api", "web", "auth", "billing", "search", "worker", "gateway"])
     method, path = rng.choice([("GET", "/api/orders/{}"), ("POST", "/api/orders"),
                                ("GET", "/api/users/{}/profile"), ("PUT", "/api/carts/{}"),
                                ("GET", "/search?q=item{}"), ("POST", "/auth/token")])
     status = rng.choice([500, 502, 502, 503, 504])
+    size = rng.randrange(9999)
+    if false_positive:
+        status, size = 200, rng.randrange(500, 600)
     return (f"Nov 22 04:{i // 60 % 60:02d}:{i % 60:02d} {host} docker/{container}[{100 + i % 900}]: "
             f"10.0.{rng.randrange(256)}.{rng.randrange(256)} - - [22/Nov/2026:04:26:15 +0000] "
-            f"\"{method} {path.format(rng.randrange(100000))} HTTP/1.1\" {status} {rng.randrange(9999)} "
+            f"\"{method} {path.format(rng.randrange(100000))} HTTP/1.1\" {status} {size} "
             f"\"-\" \"curl/8.{rng.randrange(9)}\" rt={rng.random():.3f} req={rng.getrandbits(64):016x}\n")
 
 

@@ -1,7 +1,7 @@
 //! Knowing when syslog-ng has let go of a rotated file, so that it is final.
 //!
 //! Primary signal: inotify IN_CLOSE_WRITE on the renamed inode (armed before the rename;
-//! shared/SYSLOG-NG.md). Cross-check: whether a process still holds the inode open for
+//! docs/syslog-ng.md). Cross-check: whether a process still holds the inode open for
 //! writing, read from /proc (syslog-ng's pid first; all processes otherwise). If neither
 //! answers within the timeout, fall back to waiting until size and mtime are stable.
 

@@ -175,16 +175,16 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct IncidentConfig {
     /// Selects the incident lines of a whole log (`digest`, rotations without `watch`).
-    pub select: regex::Regex,
+    pub select: regex::bytes::Regex,
     /// Snoozed lines: they neither open an incident nor count in its digest.
-    pub ignore: regex::RegexSet,
+    pub ignore: regex::bytes::RegexSet,
     /// Entries kept in each list of a digest.
     pub top: usize,
     pub notify: Option<NotifyConfig>,
 }
 
 impl IncidentConfig {
-    pub fn is_ignored(&self, line: &str) -> bool {
+    pub fn is_ignored(&self, line: &[u8]) -> bool {
         !self.ignore.is_empty() && self.ignore.is_match(line)
     }
 }
@@ -709,8 +709,10 @@ fn s3_options(src: &Sources, a: &S3Args) -> anyhow::Result<S3Options> {
 fn incident_options(src: &Sources, a: &IncidentArgs) -> anyhow::Result<IncidentConfig> {
     let f = &src.file;
     let select = match src.pick("--match", a.match_.clone(), f.match_.clone()) {
-        None => regex::Regex::new(crate::digest::DEFAULT_MATCH).expect("the default rule is valid"),
-        Some(s) => regex::Regex::new(&s.value).map_err(|e| {
+        // Invariant: DEFAULT_MATCH is a constant, compiled in a unit test.
+        None => regex::bytes::Regex::new(crate::digest::DEFAULT_MATCH)
+            .expect("the default rule is valid"),
+        Some(s) => regex::bytes::Regex::new(&s.value).map_err(|e| {
             config_error(format!(
                 "{} {:?} is not a valid regular expression: {e}",
                 s.origin, s.value
@@ -719,7 +721,7 @@ fn incident_options(src: &Sources, a: &IncidentArgs) -> anyhow::Result<IncidentC
     };
     let cli_ignore = (!a.ignore.is_empty()).then(|| a.ignore.clone());
     let ignore = match src.pick("--ignore", cli_ignore, f.ignore.clone()) {
-        None => regex::RegexSet::empty(),
+        None => regex::bytes::RegexSet::empty(),
         Some(s) => {
             for pattern in &s.value {
                 if let Err(e) = regex::Regex::new(pattern) {
@@ -729,7 +731,7 @@ fn incident_options(src: &Sources, a: &IncidentArgs) -> anyhow::Result<IncidentC
                     )));
                 }
             }
-            regex::RegexSet::new(&s.value)
+            regex::bytes::RegexSet::new(&s.value)
                 .map_err(|e| config_error(format!("{}: {e}", s.origin)))?
         }
     };
@@ -1197,12 +1199,12 @@ mod tests {
             .map(|l| format!("{l}\n"))
             .collect();
         let c = load(CommonArgs::default(), None, &uncommented, &[]).unwrap();
-        assert!(c.incident.is_ignored("x GET /health y"));
+        assert!(c.incident.is_ignored(b"x GET /health y"));
         assert_eq!(c.incident.top, 10);
         let n = c.incident.notify.unwrap();
         assert_eq!(n.redacted_url(), "https://hooks.slack.com");
         assert_eq!(n.link_expiry, MAX_LINK_EXPIRY);
-        assert!(c.incident.select.is_match("\"GET / HTTP/1.1\" 502 12"));
+        assert!(c.incident.select.is_match(b"\"GET / HTTP/1.1\" 502 12"));
     }
 
     #[test]

@@ -11,11 +11,10 @@
 //! [`Digest`] is the serialisable form: it is the JSON written next to the rotated file
 //! (`docker.log-<suffix>.json`), persisted across restarts, and printed by `fasttrack digest`.
 
+use crate::classify::Verdict;
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
 
 /// How many distinct keys each counter table keeps.
 pub const MESSAGE_CAPACITY: usize = 200;
@@ -25,9 +24,21 @@ pub const REQUEST_ID_CAPACITY: usize = 100;
 const EXAMPLE_MAX: usize = 1000;
 const TEMPLATE_MAX: usize = 300;
 
-/// The article's incident rule, as syslog-ng's snippet applies it: HTTP/, 3 to 20 characters,
-/// whitespace, a 5xx status, whitespace.
-pub const DEFAULT_MATCH: &str = r"HTTP/.{3,20}[[:space:]]5[[:digit:]]{2}[[:space:]]";
+/// The incident rule of whole-log scans, and the one syslog-ng's shipped snippet applies
+/// (`f_5xxERR-hook`; a test keeps the two the same): a 5xx right after a request's protocol,
+/// after HAProxy's timers, in a JSON status field or a `status=` field. It only pre-selects:
+/// [`crate::classify`] decides. Written in the syntax PCRE (syslog-ng) and the regex crate
+/// read alike: no backslashes, no lookaround.
+pub const DEFAULT_MATCH: &str = concat!(
+    r#"(^|[[:blank:](])HTTP/[0-9.]{1,4}"?[[:blank:]]{1,8}5[0-9]{2}([^0-9A-Za-z_.]|$)"#,
+    r#"|(^|[[:blank:]])-?[0-9]+/-?[0-9]+/-?[0-9]+/-?[0-9]+/[+]?-?[0-9]+[[:blank:]]5[0-9]{2}([[:blank:]]|$)"#,
+    r#"|"(?i:status|status_code|statusCode|http_status|httpStatus)"[[:blank:]]*:[[:blank:]]*"?5[0-9]{2}([^0-9]|$)"#,
+    r#"|(^|[[:blank:],;{(&?|])(?i:status|status_code|statusCode|http_status|httpStatus|http_status_code|response_status|http[.]status|http[.]status_code|http[.]statusCode|response[.]status|response[.]status_code|response[.]statusCode)="?5[0-9]{2}([^0-9]|$)"#,
+);
+
+/// The article's rule, kept for compatibility (`--match` or the snippet's comment): it also
+/// matches a response size of 500-599 bytes (`"GET /a HTTP/1.1" 200 512 `).
+pub const ARTICLE_MATCH: &str = r"HTTP\/.{3,20}[[:space:]]5[[:digit:]]{2}[[:space:]]";
 
 /// One counted key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +91,10 @@ pub struct Digest {
     /// Lines counted but not digested (`watch` under a flood keeps draining and counting).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub not_digested: u64,
+    /// Lines the filter selected whose status is not 5xx (a `200` with a 512-byte body):
+    /// not incident lines. Many of them mean syslog-ng's filter is too broad.
+    #[serde(default)]
+    pub not_5xx: u64,
     pub statuses: BTreeMap<String, u64>,
     pub hosts: Vec<Count>,
     pub programs: Vec<Count>,
@@ -150,6 +165,17 @@ struct MessageInfo {
     status: Option<String>,
 }
 
+/// What `watch`'s reader counted in a run of lines (every line, whether digested or not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamCounts {
+    /// Incident lines: 5xx, or no status found.
+    pub incident: u64,
+    /// A status outside 5xx.
+    pub not_5xx: u64,
+    /// Matched an `--ignore` pattern.
+    pub ignored: u64,
+}
+
 /// Accumulates lines into a digest, in bounded memory. Serialisable, so that `watch` can
 /// persist an open incident and resume it after a restart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -166,6 +192,8 @@ pub struct Builder {
     lines_read: u64,
     ignored: u64,
     not_digested: u64,
+    #[serde(default)]
+    not_5xx: u64,
     statuses: BTreeMap<String, u64>,
     hosts: Table<()>,
     programs: Table<()>,
@@ -187,6 +215,7 @@ impl Builder {
             lines_read: 0,
             ignored: 0,
             not_digested: 0,
+            not_5xx: 0,
             statuses: BTreeMap::new(),
             hosts: Table::new(KEY_CAPACITY),
             programs: Table::new(KEY_CAPACITY),
@@ -225,9 +254,34 @@ impl Builder {
         self.not_digested += lines;
     }
 
-    /// Adds one incident line; `now` stands in for lines without a timestamp of their own.
+    /// Lines the filter selected whose status is not 5xx ([`crate::classify`]), in bulk.
+    pub fn not_5xx_many(&mut self, n: u64) {
+        self.lines_read += n;
+        self.not_5xx += n;
+    }
+
+    /// What the lines counted by [`StreamCounts`] add up to, when they were not digested.
+    pub fn counted(&mut self, c: &StreamCounts) {
+        self.not_digested(c.incident);
+        self.not_5xx_many(c.not_5xx);
+        self.lines_read += c.ignored;
+        self.ignored += c.ignored;
+    }
+
+    /// Adds a line the filter selected: an incident line unless its status says otherwise
+    /// ([`crate::classify`]); `now` stands in for lines without a timestamp of their own.
     pub fn add(&mut self, raw: &str, now: DateTime<Utc>) {
         let line = raw.trim_end_matches(['\n', '\r']);
+        let verdict = crate::classify::classify(line.as_bytes());
+        if !verdict.is_incident() {
+            self.not_5xx_many(1);
+            return;
+        }
+        self.add_incident(line, verdict, now);
+    }
+
+    /// Adds a line already classified as an incident line.
+    pub fn add_incident(&mut self, line: &str, verdict: Verdict, now: DateTime<Utc>) {
         let parsed = parse_line(line, now);
         let at = parsed.time.unwrap_or(now);
         self.lines_read += 1;
@@ -243,7 +297,10 @@ impl Builder {
         }
         self.hosts.add(parsed.host.unwrap_or("-"), 1, || ());
         self.programs.add(parsed.program.unwrap_or("-"), 1, || ());
-        let fields = classify(parsed.message);
+        let mut fields = classify(parsed.message);
+        // The status is the classifier's, read from the whole line: the digest and the
+        // decision to open an incident never disagree.
+        fields.status = verdict.status().map(|s| s.to_string());
         let status = fields.status.clone().unwrap_or_else(|| "-".to_string());
         *self.statuses.entry(status).or_default() += 1;
         let template = fields.template;
@@ -273,6 +330,7 @@ impl Builder {
         self.lines_read += other.lines_read;
         self.ignored += other.ignored;
         self.not_digested += other.not_digested;
+        self.not_5xx += other.not_5xx;
         for (k, v) in other.statuses {
             *self.statuses.entry(k).or_default() += v;
         }
@@ -319,6 +377,7 @@ impl Builder {
             lines_read: self.lines_read,
             ignored: self.ignored,
             not_digested: self.not_digested,
+            not_5xx: self.not_5xx,
             statuses: self.statuses.clone(),
             hosts: counts(&self.hosts),
             programs: counts(&self.programs),
@@ -593,32 +652,33 @@ fn access_request(m: &str) -> Option<(&str, &str, &str)> {
     None
 }
 
-fn status_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"HTTP/\S{1,20}\s+([1-5][0-9]{2})\b").expect("valid"))
-}
-
 /// The template, status and request id of a message: from its fields when it is JSON, from
 /// the access-log request line when it has one (`POST /api/orders/<n> 502`), else the
-/// normalised message.
+/// normalised message. The status is always [`crate::classify`]'s.
 pub fn classify(message: &str) -> Fields {
     let m = message.trim();
+    let status = crate::classify::classify(m.as_bytes())
+        .status()
+        .map(|s| s.to_string());
     if m.starts_with('{') {
         if let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(m) {
-            return classify_json(&obj);
+            return Fields {
+                status,
+                ..classify_json(&obj)
+            };
         }
     }
-    if let Some((method, path, status)) = access_request(m) {
+    if let Some((method, path, shown)) = access_request(m) {
         let path = path.split('?').next().unwrap_or("");
         return Fields {
-            template: format!("{method} {} {status}", template(path)),
-            status: Some(status.to_string()),
+            template: format!("{method} {} {shown}", template(path)),
+            status,
             request_id: None,
         };
     }
     Fields {
         template: template(m),
-        status: status_regex().captures(m).map(|c| c[1].to_string()),
+        status,
         request_id: None,
     }
 }
@@ -952,6 +1012,9 @@ pub fn render_text(d: &Digest, name: &str) -> String {
     let mut read = format!("{} read", thousands(d.lines_read));
     if d.ignored > 0 {
         read.push_str(&format!(", {} ignored", thousands(d.ignored)));
+    }
+    if d.not_5xx > 0 {
+        read.push_str(&format!(", {} not 5xx", thousands(d.not_5xx)));
     }
     if d.not_digested > 0 {
         read.push_str(&format!(

@@ -1,7 +1,7 @@
 //! The exit codes of the public contract, in one place.
 //!
 //! 127 is never used: syslog-ng reads it as "command not found" and stops the
-//! program() destination until the next reload (shared/SYSLOG-NG.md).
+//! program() destination until the next reload (docs/syslog-ng.md).
 
 use std::process::ExitCode;
 

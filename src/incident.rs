@@ -6,8 +6,9 @@
 //! A rotated file whose digest cannot be built from the stream gets one from a scan of the
 //! file itself, and a shipped file without one is shipped anyway (with a warning).
 
+use crate::classify::{self, Verdict};
 use crate::config::{Config, IncidentConfig};
-use crate::digest::{Builder, Digest};
+use crate::digest::{Builder, Digest, StreamCounts};
 use crate::fsutil::atomic_write;
 use anyhow::{Context, Result};
 use chrono::Utc;
@@ -125,11 +126,108 @@ impl Lines {
     fn pending(&self) -> bool {
         !self.carry.is_empty() || self.overlong
     }
+}
 
-    /// Forgets the partial line (bytes were skipped: it would join unrelated text).
-    fn resync(&mut self) {
-        self.carry.clear();
-        self.overlong = true;
+/// What one line the filter selected is: an incident line, a line whose status is not 5xx
+/// ([`crate::classify`]), or a snoozed one (`--ignore`). Whole-log scans, `watch`'s reader and
+/// its digester all decide here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Incident(Verdict),
+    NotServerError,
+    Ignored,
+}
+
+pub fn line_kind(rules: &IncidentConfig, line: &[u8]) -> LineKind {
+    let verdict = classify::classify(line);
+    if !verdict.is_incident() {
+        LineKind::NotServerError
+    } else if rules.is_ignored(line) {
+        LineKind::Ignored
+    } else {
+        LineKind::Incident(verdict)
+    }
+}
+
+/// Counts (and digests) one selected line.
+fn judge(rules: &IncidentConfig, builder: &mut Builder, line: &[u8], now: chrono::DateTime<Utc>) {
+    match line_kind(rules, line) {
+        LineKind::Incident(verdict) => {
+            let text = String::from_utf8_lossy(line);
+            builder.add_incident(text.trim_end_matches(['\n', '\r']), verdict, now);
+        }
+        LineKind::NotServerError => builder.not_5xx_many(1),
+        LineKind::Ignored => builder.ignore(),
+    }
+}
+
+/// Counts the lines of a run of whole lines from syslog-ng (every line is classified: the
+/// quiet period depends on it). No line is kept.
+pub fn count_lines(rules: &IncidentConfig, lines: &[u8]) -> StreamCounts {
+    let mut counts = StreamCounts::default();
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', lines) {
+        match line_kind(rules, &lines[start..nl]) {
+            LineKind::Incident(_) => counts.incident += 1,
+            LineKind::NotServerError => counts.not_5xx += 1,
+            LineKind::Ignored => counts.ignored += 1,
+        }
+        start = nl + 1;
+    }
+    counts
+}
+
+/// Cuts what stdin delivers into runs of whole lines, each ending with a newline, keeping a
+/// line begun in one read for the next. A line longer than [`LINE_MAX`] is cut there (the
+/// rest of it, up to its newline, is dropped): memory stays bounded whatever arrives.
+#[derive(Debug, Default)]
+pub struct LineAligner {
+    carry: Vec<u8>,
+    overlong: bool,
+}
+
+impl LineAligner {
+    /// The whole lines `data` completes, or `None` when it completes none.
+    pub fn push(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+        let Some(last) = memchr::memrchr(b'\n', data) else {
+            self.keep(data);
+            return None;
+        };
+        // Where the bytes that join the carried line start: past an overlong line's cut.
+        let from = if self.overlong {
+            memchr::memchr(b'\n', data).unwrap_or(last)
+        } else {
+            0
+        };
+        let mut out = Vec::with_capacity(self.carry.len() + last + 1 - from);
+        out.append(&mut self.carry);
+        out.extend_from_slice(&data[from..=last]);
+        self.overlong = false;
+        self.keep(&data[last + 1..]);
+        Some(out)
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        if self.overlong {
+            return;
+        }
+        let room = LINE_MAX.saturating_sub(self.carry.len());
+        if bytes.len() > room {
+            self.overlong = true;
+        }
+        self.carry
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// At the end of the input: the last line if it had no newline (one is added).
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
+        self.overlong = false;
+        if self.carry.is_empty() {
+            return None;
+        }
+        let mut last = std::mem::take(&mut self.carry);
+        last.push(b'\n');
+        Some(last)
     }
 }
 
@@ -197,13 +295,10 @@ impl<'a> Scanner<'a> {
         line: &[u8],
         now: chrono::DateTime<Utc>,
     ) {
-        let text = String::from_utf8_lossy(line);
-        if !rules.select.is_match(&text) {
-            builder.skip();
-        } else if rules.is_ignored(&text) {
-            builder.ignore();
+        if rules.select.is_match(line) {
+            judge(rules, builder, line, now);
         } else {
-            builder.add(&text, now);
+            builder.skip();
         }
     }
 
@@ -434,94 +529,81 @@ pub fn load_open(state_dir: &Path, last_suffix: Option<u64>, incident_open: bool
     }
 }
 
-/// `watch`'s digester: a thread that takes stdin's chunks from the reader and digests them
-/// into the shared builder. The reader never waits for it: a chunk that finds the queue full
-/// is counted (`not_digested`), never dropped from the count.
+/// `watch`'s digester: a thread that takes runs of whole lines from the reader and digests
+/// them into the shared builder. The reader has already classified and counted every line
+/// (that decides the quiet period); the digester only adds detail, so it never holds the
+/// reader up: a run that finds the queue full is added to the digest as counts alone.
 pub struct StreamDigester {
     pub shared: Arc<Mutex<Builder>>,
-    tx: std::sync::mpsc::SyncSender<(u64, Vec<u8>)>,
-    seq: u64,
-    pub skipped_lines: Arc<AtomicU64>,
-    /// Chunks queued and not digested yet: a digest saved while this is not 0 misses lines.
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    /// What the reader counted in runs the digester had no room for.
+    pub skipped: Arc<Mutex<StreamCounts>>,
+    /// Runs queued and not digested yet: a digest saved while this is not 0 misses lines.
     pub in_flight: Arc<AtomicU64>,
 }
 
-/// How many 64 KiB chunks may wait for the digester.
+/// How many runs of lines (up to 64 KiB each) may wait for the digester.
 const QUEUE: usize = 32;
 
 impl StreamDigester {
-    /// Starts the thread; `on_incident_line` is called after each chunk that held at least one
-    /// line no `--ignore` pattern matched.
-    pub fn start(
-        builder: Builder,
-        rules: IncidentConfig,
-        on_incident_line: impl Fn() + Send + 'static,
-    ) -> Result<StreamDigester> {
+    pub fn start(builder: Builder, rules: IncidentConfig) -> Result<StreamDigester> {
         let shared = Arc::new(Mutex::new(builder));
-        let skipped_lines = Arc::new(AtomicU64::new(0));
+        let skipped = Arc::new(Mutex::new(StreamCounts::default()));
         let in_flight = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(QUEUE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
         let (thread_shared, thread_skipped, thread_in_flight) =
-            (shared.clone(), skipped_lines.clone(), in_flight.clone());
+            (shared.clone(), skipped.clone(), in_flight.clone());
         std::thread::Builder::new()
             .name("digest".into())
             .spawn(move || {
-                let mut lines = Lines::default();
-                let mut expected = 0u64;
-                for (seq, chunk) in rx {
-                    if seq != expected {
-                        lines.resync();
-                    }
-                    expected = seq + 1;
+                for run in rx {
                     let now = Utc::now();
-                    let mut any = false;
                     let Ok(mut b) = thread_shared.lock() else {
                         return;
                     };
-                    let skipped = thread_skipped.swap(0, Ordering::Relaxed);
-                    if skipped > 0 {
-                        b.not_digested(skipped);
+                    fold_skipped(&mut b, &thread_skipped);
+                    let mut start = 0;
+                    for nl in memchr::memchr_iter(b'\n', &run) {
+                        let line = &run[start..nl];
+                        judge(&rules, &mut b, &line[..line.len().min(LINE_MAX)], now);
+                        start = nl + 1;
                     }
-                    lines.feed(&chunk, |line| {
-                        let text = String::from_utf8_lossy(line);
-                        if rules.is_ignored(&text) {
-                            b.ignore();
-                        } else {
-                            b.add(&text, now);
-                            any = true;
-                        }
-                    });
                     drop(b);
                     thread_in_flight.fetch_sub(1, Ordering::Release);
-                    if any {
-                        on_incident_line();
-                    }
                 }
             })
             .context("cannot start the digest thread")?;
         Ok(StreamDigester {
             shared,
             tx,
-            seq: 0,
-            skipped_lines,
+            skipped,
             in_flight,
         })
     }
 
-    /// Hands a chunk to the digester, or counts its lines if it is behind. Returns false when
-    /// the chunk was not queued (the caller then treats it as incident lines).
-    pub fn offer(&mut self, chunk: &[u8], newlines: u64) -> bool {
-        let seq = self.seq;
-        self.seq += 1;
+    /// Hands a run of whole lines to the digester, or adds its counts to the skipped ones if
+    /// the digester is behind. Returns whether it was queued.
+    pub fn offer(&mut self, run: Vec<u8>, counts: StreamCounts) -> bool {
         self.in_flight.fetch_add(1, Ordering::Acquire);
-        match self.tx.try_send((seq, chunk.to_vec())) {
+        match self.tx.try_send(run) {
             Ok(()) => true,
             Err(_) => {
                 self.in_flight.fetch_sub(1, Ordering::Release);
-                self.skipped_lines.fetch_add(newlines, Ordering::Relaxed);
+                let mut skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+                skipped.incident += counts.incident;
+                skipped.not_5xx += counts.not_5xx;
+                skipped.ignored += counts.ignored;
                 false
             }
         }
+    }
+}
+
+/// Lines the digester had no room for are counted in the digest all the same.
+pub fn fold_skipped(b: &mut Builder, skipped: &Mutex<StreamCounts>) {
+    let counts = std::mem::take(&mut *skipped.lock().unwrap_or_else(|e| e.into_inner()));
+    if counts != StreamCounts::default() {
+        b.counted(&counts);
     }
 }
 
@@ -531,8 +613,8 @@ mod tests {
 
     fn rules(ignore: &[&str]) -> IncidentConfig {
         IncidentConfig {
-            select: regex::Regex::new(crate::digest::DEFAULT_MATCH).unwrap(),
-            ignore: regex::RegexSet::new(ignore).unwrap(),
+            select: regex::bytes::Regex::new(crate::digest::DEFAULT_MATCH).unwrap(),
+            ignore: regex::bytes::RegexSet::new(ignore).unwrap(),
             top: 10,
             notify: None,
         }
@@ -575,49 +657,74 @@ mod tests {
         assert!(broken.is_err());
     }
 
-    #[test]
-    fn the_stream_digester_snoozes_signals_and_never_blocks() {
-        let signals = Arc::new(AtomicU64::new(0));
-        let counter = signals.clone();
-        let mut d =
-            StreamDigester::start(Builder::new("stream"), rules(&["/health "]), move || {
-                counter.fetch_add(1, Ordering::Relaxed);
-            })
-            .unwrap();
-        // a line cut across two chunks, and a chunk of snoozed lines only
-        assert!(d.offer(b"h p: \"GET /a HTTP/1.1\" 502 0\nh p: \"GET /b", 1));
-        assert!(d.offer(b" HTTP/1.1\" 503 0\n", 1));
-        assert!(d.offer(b"h p: \"GET /health HTTP/1.1\" 500 0\n", 1));
+    fn wait_idle(d: &StreamDigester) {
         let wait = std::time::Instant::now();
         while d.in_flight.load(Ordering::Acquire) > 0 {
             assert!(wait.elapsed() < std::time::Duration::from_secs(10));
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let digest = d.shared.lock().unwrap().digest("h", 10);
-        assert_eq!((digest.lines, digest.ignored), (2, 1));
-        assert_eq!(digest.statuses.len(), 2);
+    }
+
+    #[test]
+    fn the_stream_digester_classifies_snoozes_and_never_blocks() {
+        let r = rules(&["/health "]);
+        let mut d = StreamDigester::start(Builder::new("stream"), r.clone()).unwrap();
+        let run = b"h p: \"GET /a HTTP/1.1\" 502 0\nh p: \"GET /b HTTP/1.1\" 503 0\n\
+                    h p: \"GET /health HTTP/1.1\" 500 0\nh p: \"GET /c HTTP/1.1\" 200 512\n";
+        let counts = count_lines(&r, run);
         assert_eq!(
-            signals.load(Ordering::Relaxed),
-            2,
-            "the snoozed chunk signals nothing"
+            counts,
+            StreamCounts {
+                incident: 2,
+                not_5xx: 1,
+                ignored: 1
+            }
         );
+        assert!(d.offer(run.to_vec(), counts));
+        wait_idle(&d);
+        let digest = d.shared.lock().unwrap().digest("h", 10);
+        assert_eq!((digest.lines, digest.ignored, digest.not_5xx), (2, 1, 1));
+        assert_eq!(digest.lines_read, 4);
+        assert_eq!(digest.statuses.keys().collect::<Vec<_>>(), ["502", "503"]);
         // A flood: the reader never waits; what finds the queue full is counted, not lost.
         let shared = d.shared.clone();
         let held = shared.lock().unwrap();
         let mut refused = 0;
         for _ in 0..(QUEUE + 10) {
-            if !d.offer(b"h p: x 500\n", 1) {
+            if !d.offer(run.to_vec(), counts) {
                 refused += 1;
             }
         }
         drop(held);
         assert!(refused >= 9, "{refused}");
-        while d.in_flight.load(Ordering::Acquire) > 0 {
-            assert!(wait.elapsed() < std::time::Duration::from_secs(10));
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let counted = shared.lock().unwrap().digest("h", 10).not_digested;
-        assert_eq!(counted + d.skipped_lines.load(Ordering::Relaxed), refused);
+        wait_idle(&d);
+        let mut b = shared.lock().unwrap();
+        fold_skipped(&mut b, &d.skipped);
+        let digest = b.digest("h", 10);
+        let runs = (QUEUE + 11) as u64;
+        assert_eq!(digest.lines, 2 * runs, "every incident line is counted");
+        assert_eq!(digest.not_digested, 2 * refused);
+        assert_eq!((digest.not_5xx, digest.ignored), (runs, runs));
+    }
+
+    #[test]
+    fn the_line_aligner_hands_on_whole_lines_and_cuts_overlong_ones() {
+        let mut a = LineAligner::default();
+        assert_eq!(a.push(b"ab"), None);
+        assert_eq!(a.push(b"c\nde\nf").as_deref(), Some(&b"abc\nde\n"[..]));
+        assert_eq!(a.push(b"g\n").as_deref(), Some(&b"fg\n"[..]));
+        assert_eq!(a.finish(), None);
+        let big = vec![b'x'; LINE_MAX * 2];
+        assert_eq!(a.push(&big), None);
+        assert_eq!(a.push(&big), None);
+        let run = a.push(b"xx\nshort\ntail").unwrap();
+        assert_eq!(
+            run.len(),
+            LINE_MAX + 1 + 6,
+            "the long line is cut at LINE_MAX"
+        );
+        assert!(run.ends_with(b"x\nshort\n"));
+        assert_eq!(a.finish().as_deref(), Some(&b"tail\n"[..]));
     }
 
     #[test]
@@ -648,18 +755,20 @@ mod tests {
             ".",
         ] {
             let mut r = rules(&["web2 docker/api\\[1\\]: .GET /x/1"]);
-            r.select = regex::Regex::new(rule).unwrap();
+            r.select = regex::bytes::Regex::new(rule).unwrap();
             // the reference: every line checked on its own
             let mut reference = Builder::new("file");
             let now = Utc::now();
             for line in log.lines() {
                 let line = &line[..line.len().min(LINE_MAX)];
-                if !r.select.is_match(line) {
+                if !r.select.is_match(line.as_bytes()) {
                     reference.skip();
-                } else if r.is_ignored(line) {
-                    reference.ignore();
                 } else {
-                    reference.add(line, now);
+                    match line_kind(&r, line.as_bytes()) {
+                        LineKind::Incident(v) => reference.add_incident(line, v, now),
+                        LineKind::NotServerError => reference.not_5xx_many(1),
+                        LineKind::Ignored => reference.ignore(),
+                    }
                 }
             }
             let want = reference.digest("h", 10);
@@ -671,8 +780,20 @@ mod tests {
                 let mut got = scanner.finish().digest("h", 10);
                 got.incident_id.clone_from(&want.incident_id);
                 assert_eq!(
-                    (got.lines_read, got.lines, got.ignored, &got.statuses),
-                    (want.lines_read, want.lines, want.ignored, &want.statuses),
+                    (
+                        got.lines_read,
+                        got.lines,
+                        got.ignored,
+                        got.not_5xx,
+                        &got.statuses
+                    ),
+                    (
+                        want.lines_read,
+                        want.lines,
+                        want.ignored,
+                        want.not_5xx,
+                        &want.statuses
+                    ),
                     "rule {rule:?}, chunks of {chunk}"
                 );
                 assert_eq!(

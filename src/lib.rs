@@ -4,6 +4,7 @@
 //! [`config::Config`].
 
 pub mod check;
+pub mod classify;
 pub mod cli;
 pub mod closewait;
 pub mod compress;

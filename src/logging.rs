@@ -1,4 +1,4 @@
-//! fasttrack's own log. Under syslog-ng stdout and stderr are /dev/null (shared/SYSLOG-NG.md),
+//! fasttrack's own log. Under syslog-ng stdout and stderr are /dev/null (docs/syslog-ng.md),
 //! so everything also goes to `--log-file`, with timestamps. It is never sent to syslog,
 //! where the 5xx filter could feed it back to us.
 

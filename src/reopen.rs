@@ -1,6 +1,6 @@
 //! Asking syslog-ng to reopen its file destinations after docker.log was renamed.
 //!
-//! Facts relied on (shared/SYSLOG-NG.md): REOPEN on the control socket answers
+//! Facts relied on (docs/syslog-ng.md): REOPEN on the control socket answers
 //! `OK ...` then a line `.`; `syslog-ng-ctl reopen` exists since 3.13.1; SIGUSR1 reopens
 //! files and keeps the program() child (us) running, while SIGHUP is a reload that
 //! SIGTERMs us, so `hup` is used only when asked for.

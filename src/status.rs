@@ -89,7 +89,7 @@ pub fn render(config: &Config) -> Result<StatusText> {
     );
     // The open incident's digest so far, as `watch` last saved it.
     if let Some(saved) = crate::incident::peek_open(&config.state_dir) {
-        if saved.lines > 0 || saved.ignored > 0 {
+        if saved.lines > 0 || saved.ignored > 0 || saved.not_5xx > 0 {
             let top = saved.messages.first().map_or(String::new(), |m| {
                 format!("; top: {} x{}", m.template, m.count)
             });
@@ -97,6 +97,18 @@ pub fn render(config: &Config) -> Result<StatusText> {
                 &mut out,
                 "  digest",
                 format!("{} lines, {} snoozed{top}", saved.lines, saved.ignored),
+            );
+        }
+        if saved.not_5xx > 0 {
+            line(
+                &mut out,
+                "  not 5xx",
+                format!(
+                    "{} lines matched syslog-ng's filter with a status that is not 5xx: they open \
+                     no incident; a large number means the filter is too broad (use the shipped \
+                     f_5xxERR-hook, see README)",
+                    saved.not_5xx
+                ),
             );
         }
     }

@@ -1,20 +1,23 @@
 //! `fasttrack watch`, syslog-ng's program() destination.
 //!
 //! stdin is drained on its own thread whatever else happens: syslog-ng never blocks on the
-//! pipe, it drops messages once the pipe and queue are full (shared/SYSLOG-NG.md), and it
-//! must never see us stall. Memory is bounded: bytes are counted, never buffered as lines.
-//! The reader hands each chunk to the digester thread ([`crate::incident::StreamDigester`])
-//! without waiting: a digester that falls behind costs digest detail, never drain rate.
+//! pipe, it drops messages once the pipe and queue are full (docs/syslog-ng.md), and it
+//! must never see us stall. Memory is bounded: at most one line (cut at 64 KiB) is carried
+//! between reads. The reader classifies every line ([`crate::classify`]): only incident lines
+//! open an incident or restart its quiet period. It hands each run of lines to the digester
+//! thread ([`crate::incident::StreamDigester`]) without waiting: a digester that falls
+//! behind costs digest detail, never drain rate or a line's count.
 //! The async loop owns the quiet-period timer, signals, the digest's persistence and the one
 //! cycle that may run at a time on a blocking thread; notifications have a thread of their own.
 
 use crate::config::Config;
+use crate::config::IncidentConfig;
 use crate::cycle::{self, Mode, Report, StreamHandoff};
 use crate::debounce::Debounce;
 use crate::dest::{self, Destination};
-use crate::digest::Builder;
+use crate::digest::{Builder, StreamCounts};
 use crate::exit::Outcome;
-use crate::incident::{self, StreamDigester};
+use crate::incident::{self, fold_skipped, LineAligner, StreamDigester};
 use crate::notify;
 use crate::state::{now_rfc3339, StateDir};
 use anyhow::{Context, Result};
@@ -23,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tracing::{error, info, warn};
@@ -34,6 +37,7 @@ const RETRY_FIRST: Duration = Duration::from_secs(1);
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
 
 enum Input {
+    /// Incident lines arrived.
     Activity,
     Eof(Option<std::io::Error>),
 }
@@ -52,42 +56,70 @@ pub fn run(config: Config) -> Result<Outcome> {
     outcome
 }
 
-/// Reads stdin in chunks, counting lines, hands them to the digester and signals activity,
-/// without ever waiting on either. With `--ignore` patterns the digester signals activity
-/// (only it knows which lines are snoozed), except for chunks it had no room for.
+/// What `watch`'s reader has counted since it started.
+#[derive(Debug, Default)]
+pub struct ReaderCounts {
+    /// Incident lines: a 5xx, or no status found ([`crate::classify`]).
+    pub incident: AtomicU64,
+    /// Lines syslog-ng sent whose status is not 5xx.
+    pub not_5xx: AtomicU64,
+    /// Lines snoozed by `--ignore`.
+    pub ignored: AtomicU64,
+}
+
+impl ReaderCounts {
+    fn add(&self, c: &StreamCounts) {
+        self.incident.fetch_add(c.incident, Ordering::Relaxed);
+        self.not_5xx.fetch_add(c.not_5xx, Ordering::Relaxed);
+        self.ignored.fetch_add(c.ignored, Ordering::Relaxed);
+    }
+}
+
+/// Reads stdin, classifies every line (the quiet period depends on each one: a `200` with a
+/// 512-byte body restarts nothing), signals activity when a run held an incident line and
+/// hands the run to the digester, without ever waiting on either.
 fn spawn_reader(
     tx: mpsc::Sender<Input>,
-    lines: Arc<AtomicU64>,
+    counted: Arc<Notify>,
+    counts: Arc<ReaderCounts>,
     mut digester: StreamDigester,
-    digester_signals: bool,
+    rules: IncidentConfig,
 ) -> Result<()> {
     std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
             let mut stdin = std::io::stdin().lock();
             let mut buf = vec![0u8; READ_CHUNK];
-            loop {
+            let mut aligner = LineAligner::default();
+            let mut hand_on = |run: Vec<u8>| {
+                let c = incident::count_lines(&rules, &run);
+                counts.add(&c);
+                digester.offer(run, c);
+                if c.incident > 0 {
+                    // A full channel already holds an activity notice: dropping this one loses nothing.
+                    let _ = tx.try_send(Input::Activity);
+                } else if c.not_5xx + c.ignored > 0 {
+                    // Only lines that are no incident lines: the digest counting them is
+                    // saved, so that `status` shows a filter that lets them through.
+                    counted.notify_one();
+                }
+            };
+            let end = loop {
                 match stdin.read(&mut buf) {
-                    Ok(0) => {
-                        let _ = tx.blocking_send(Input::Eof(None));
-                        return;
-                    }
+                    Ok(0) => break None,
                     Ok(n) => {
-                        let newlines = buf[..n].iter().filter(|&&b| b == b'\n').count();
-                        lines.fetch_add(newlines as u64, Ordering::Relaxed);
-                        let queued = digester.offer(&buf[..n], newlines as u64);
-                        if !digester_signals || !queued {
-                            // A full channel already holds an activity notice: dropping this one loses nothing.
-                            let _ = tx.try_send(Input::Activity);
+                        if let Some(run) = aligner.push(&buf[..n]) {
+                            hand_on(run);
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Input::Eof(Some(e)));
-                        return;
-                    }
+                    Err(e) => break Some(e),
                 }
+            };
+            if let Some(run) = aligner.finish() {
+                hand_on(run);
             }
+            let _ = tx.blocking_send(Input::Eof(end));
         })
         .context("cannot start the stdin reader thread")?;
     Ok(())
@@ -115,7 +147,7 @@ struct Retry {
 
 async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result<Outcome> {
     let state_dir = StateDir::open(&config.state_dir)?;
-    let lines = Arc::new(AtomicU64::new(0));
+    let counts = Arc::new(ReaderCounts::default());
     let (tx, mut rx) = mpsc::channel(4);
     // The open incident's digest, as an earlier watch left it if it still applies.
     let last_suffix = state_dir.load()?.last_suffix;
@@ -124,18 +156,17 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
         last_suffix,
         state_dir.incident().is_some(),
     );
-    let activity = tx.clone();
-    let digester = StreamDigester::start(builder, config.incident.clone(), move || {
-        let _ = activity.try_send(Input::Activity);
-    })?;
+    let digester = StreamDigester::start(builder, config.incident.clone())?;
     let digest = digester.shared.clone();
-    let skipped = digester.skipped_lines.clone();
+    let skipped = digester.skipped.clone();
     let in_flight = digester.in_flight.clone();
+    let counted = Arc::new(Notify::new());
     spawn_reader(
         tx,
-        lines.clone(),
+        counted.clone(),
+        counts.clone(),
         digester,
-        !config.incident.ignore.is_empty(),
+        config.incident.clone(),
     )?;
     let persist = |clean: bool| {
         let snapshot = {
@@ -199,6 +230,11 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
             (None, None, None) => None,
         };
         tokio::select! {
+            _ = counted.notified() => {
+                if persist_at.is_none() {
+                    persist_at = Some(Instant::now() + PERSIST_EVERY);
+                }
+            }
             input = rx.recv() => match input {
                 Some(Input::Activity) => {
                     if persist_at.is_none() {
@@ -232,7 +268,7 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
                 let now = Instant::now();
                 let mode = if debounce.is_due(now) {
                     debounce.take();
-                    let total = lines.load(Ordering::Relaxed);
+                    let total = counts.incident.load(Ordering::Relaxed);
                     info!(
                         "fast-tracking: {} 5xx lines read by this watch (quiet for {:?}, or {:?} since the first)",
                         total - lines_before, config.quiet, config.max_wait
@@ -348,14 +384,6 @@ fn start(
     })
 }
 
-/// Lines the digester had no room for are counted in the digest as not digested.
-fn fold_skipped(b: &mut Builder, skipped: &AtomicU64) {
-    let n = skipped.swap(0, Ordering::Relaxed);
-    if n > 0 {
-        b.not_digested(n);
-    }
-}
-
 /// After a rotating cycle: a digest the cycle did not attach (nothing rotated, or it failed
 /// before the rename) goes back in front of the lines that came since. One it attached
 /// makes the live digest start after the rotated file.
@@ -385,7 +413,7 @@ fn schedule(mode: Mode, failures: &mut u32, max: Duration) -> Retry {
 }
 
 /// When `watch` cannot start under syslog-ng (stdin is a pipe), syslog-ng restarts it at
-/// once and would loop tightly (shared/SYSLOG-NG.md): keep draining stdin for a while
+/// once and would loop tightly (docs/syslog-ng.md): keep draining stdin for a while
 /// before exiting so that the error is logged every few seconds, not thousands of times.
 pub fn hold_before_failing() {
     let stdin_is_pipe = nix::sys::stat::fstat(std::io::stdin())

@@ -8,4 +8,5 @@ mod incident;
 mod recovery;
 mod reliability;
 mod s3;
+mod signal;
 mod syslog;

@@ -58,12 +58,51 @@ pub fn shipped_snippet(env: &TestEnv, program: &str) -> String {
     out
 }
 
+/// The snippet with f_5xxERR-hook's `message('...')` regex replaced by `rule`.
+fn with_rule(snippet: String, rule: Option<&str>) -> String {
+    let Some(rule) = rule else {
+        return snippet;
+    };
+    assert!(
+        !rule.contains('\''),
+        "the rule goes into a single-quoted string"
+    );
+    let mut out = String::new();
+    let mut replaced = false;
+    for line in snippet.lines() {
+        if line.starts_with("filter f_5xxERR-hook") {
+            let start = line.find("message('").expect("a message('...') filter") + 9;
+            let end = line[start..].find("')").expect("closed") + start;
+            out.push_str(&format!("{}{rule}{}\n", &line[..start], &line[end..]));
+            replaced = true;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(
+        replaced,
+        "syslog-ng/fasttrack.conf has no f_5xxERR-hook: update the test"
+    );
+    out
+}
+
 impl SyslogNg {
     /// Starts syslog-ng with the shipped snippet, its program() running `fasttrack watch
     /// <watch_args>` (or only draining the pipe when `watch_args` is None), plus a
     /// unix-stream source wired like a host whose Docker already tags `docker/...` through
     /// the system source.
     pub fn start(env: &TestEnv, watch_args: Option<&[&str]>) -> SyslogNg {
+        SyslogNg::start_with_rule(env, watch_args, None)
+    }
+
+    /// As [`SyslogNg::start`], with `rule` instead of the shipped f_5xxERR-hook's regex (a
+    /// host that kept the article's rule).
+    pub fn start_with_rule(
+        env: &TestEnv,
+        watch_args: Option<&[&str]>,
+        rule: Option<&str>,
+    ) -> SyslogNg {
         let input = env.path().join("in.sock");
         let program = match watch_args {
             Some(extra) => {
@@ -78,7 +117,7 @@ impl SyslogNg {
              source s_test {{ unix-stream(\"{}\"); }};\n\
              log {{ source(s_test); filter(f_docker); destination(d_docker); }};\n\
              log {{ source(s_test); filter(f_5xxERR-hook); destination(d_fasttrack); }};\n",
-            shipped_snippet(env, &program),
+            with_rule(shipped_snippet(env, &program), rule),
             input.display(),
         );
         let conf_path = env.path().join("syslog-ng.conf");
