@@ -224,6 +224,9 @@ expect_match "certificates readable (cert_t)" \
     -A -s fasttrack_t -t cert_t -c file
 expect_exact "no capabilities at all" "" \
     -A -s fasttrack_t -c capability,capability2,cap_userns,cap2_userns
+expect_exact "giving a file the log group (CAP_CHOWN) is denied without an audit message" \
+    "dontaudit fasttrack_t fasttrack_t:capability chown;" \
+    --dontaudit -s fasttrack_t -c capability
 
 # ---------------------------------------------------------------------------------------
 # No write access outside var_log_t and fasttrack_var_lib_t, except these justified

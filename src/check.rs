@@ -1,6 +1,8 @@
 //! `fasttrack check`: is the destination reachable and writable, do credentials resolve, can
 //! syslog-ng be asked to reopen, is the state dir usable. One OK/FAIL line each; exit 0 only
-//! if every line is OK. Nothing is left behind (the test object is removed).
+//! if every line is OK. Nothing is left behind (the test object is removed). A file holding a
+//! secret that other users can read gets a WARN line, which does not change the exit code:
+//! fasttrack works, but the secret should be moved or the file's mode fixed.
 
 use crate::cli::ReopenMethod;
 use crate::config::Config;
@@ -8,7 +10,9 @@ use crate::dest::{self, CheckItem};
 use crate::exit::Outcome;
 use crate::reopen::Reopener;
 use anyhow::Result;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 pub fn run(config: &Config) -> Result<Outcome> {
     let dest_url = config.require_dest()?;
@@ -40,6 +44,9 @@ pub fn run(config: &Config) -> Result<Outcome> {
                 println!("FAIL  {}: {reason}", item.what);
             }
         }
+    }
+    for warning in secret_files(config) {
+        println!("WARN  {warning}");
     }
     Ok(if all_ok {
         Outcome::Done
@@ -106,5 +113,73 @@ fn state_dir(config: &Config) -> CheckItem {
     CheckItem {
         what: "state dir".into(),
         result,
+    }
+}
+
+/// The files fasttrack reads that hold a secret, each with what it holds: the config file when
+/// it has a secret key (the webhook URL), the AWS shared credentials file when one is named.
+fn secret_files(config: &Config) -> Vec<String> {
+    let mut files: Vec<(&str, &Path, String)> = Vec::new();
+    if let (Some(file), false) = (&config.config_file, config.secret_keys_in_file.is_empty()) {
+        files.push(("config file", file, config.secret_keys_in_file.join(", ")));
+    }
+    if let Some(file) = &config.s3.aws_credentials_file {
+        files.push(("aws credentials file", file, "AWS keys".to_string()));
+    }
+    files
+        .into_iter()
+        .filter_map(|(what, path, holds)| {
+            // A file that cannot be read is reported by the checks that need it.
+            let meta = std::fs::metadata(path).ok()?;
+            let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(meta.gid()))
+                .ok()
+                .flatten()
+                .map_or_else(|| meta.gid().to_string(), |g| g.name);
+            let (who, fix) = secret_file_exposure(meta.mode(), meta.gid(), &group)?;
+            Some(format!(
+                "{what} {path}: it holds {holds}, a secret, and {who} (mode {mode:04o}); run `{fix} {path}`",
+                path = path.display(),
+                mode = meta.mode() & 0o7777,
+            ))
+        })
+        .collect()
+}
+
+/// Who besides its owner (and root's group) can read a file with this mode and group, and the
+/// command that stops it; `None` if nobody. Group root is trusted: the packaged config file is
+/// 0640 root:root.
+pub fn secret_file_exposure(mode: u32, gid: u32, group: &str) -> Option<(String, &'static str)> {
+    if mode & 0o004 != 0 {
+        Some(("every local user can read it".to_string(), "chmod o-r"))
+    } else if mode & 0o040 != 0 && gid != 0 {
+        Some((
+            format!("the members of group {group} can read it"),
+            "chgrp root",
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_exposed_when_others_or_a_group_other_than_root_can_read_it() {
+        assert_eq!(secret_file_exposure(0o100640, 0, "root"), None);
+        assert_eq!(secret_file_exposure(0o600, 4, "adm"), None);
+        assert_eq!(secret_file_exposure(0o620, 4, "adm"), None);
+        assert_eq!(
+            secret_file_exposure(0o100644, 0, "root"),
+            Some(("every local user can read it".to_string(), "chmod o-r"))
+        );
+        assert_eq!(
+            secret_file_exposure(0o640, 4, "adm"),
+            Some((
+                "the members of group adm can read it".to_string(),
+                "chgrp root"
+            ))
+        );
     }
 }

@@ -272,7 +272,8 @@ pub struct IncidentArgs {
     pub top: Option<String>,
 
     /// POST a message to this webhook when an incident has been shipped (Slack incoming
-    /// webhook, or any URL with --notify-format json)
+    /// webhook, or any URL with --notify-format json). A secret: set notify in the config file
+    /// or FASTTRACK_NOTIFY, since `watch` refuses it on the command line
     #[arg(long, env = "FASTTRACK_NOTIFY", global = true, value_name = "URL")]
     pub notify: Option<String>,
 

@@ -3,13 +3,13 @@
 //! loses nothing and never leaves a partial `.gz` under the final name. Blocking: callers
 //! run it off the async runtime.
 
-use crate::fsutil::{fsync_dir, rename_noreplace};
+use crate::fsutil::{create_new, fsync_dir, rename_noreplace, FileAccess};
 use crate::pargz;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,7 +30,8 @@ pub struct Compressed {
     pub gz_sha256: String,
 }
 
-/// Compresses `plain` into `gz` (through `part`), keeping its mtime and mode, then removes `plain`.
+/// Compresses `plain` into `gz` (through `part`), keeping its mtime and its group, with its
+/// mode at most 0640 ([`FileAccess`]), then removes `plain`.
 pub fn gzip_file(
     plain: &Path,
     part: &Path,
@@ -72,12 +73,7 @@ fn write_part(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot remove {}", part.display())),
     }
-    let out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(meta.mode() & 0o666)
-        .open(part)
-        .with_context(|| format!("cannot create {}", part.display()))?;
+    let out = create_new(part, FileAccess::derived_from(&meta))?;
     let header = pargz::Header {
         name: plain
             .file_name()

@@ -169,6 +169,10 @@ pub struct Config {
     pub incident: IncidentConfig,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
+    /// The keys of the config file that hold a secret (`check` warns if others can read it).
+    pub secret_keys_in_file: Vec<&'static str>,
+    /// What the user should hear about before the command runs (printed on stderr).
+    pub warnings: Vec<String>,
 }
 
 /// What makes an incident line, what is snoozed, and who is told when one is shipped.
@@ -279,7 +283,12 @@ struct Flags<'a> {
 #[derive(Debug, Default)]
 pub struct Origins {
     pub from_env: HashSet<String>,
+    /// Flags given on the command line itself (not through the environment).
+    pub on_command_line: HashSet<String>,
 }
+
+/// Flags whose value is a secret: the webhook URL carries its token (Slack's do).
+const SECRET_FLAGS: &[&str] = &["--notify"];
 
 /// One setting's value and the place it came from, for error messages.
 struct Setting<T> {
@@ -498,6 +507,11 @@ impl Config {
         )?;
         let s3 = s3_options(&src, s3)?;
         let incident = incident_options(&src, incident)?;
+        let warnings = secrets_on_command_line(&src, watch.is_some())?;
+        let secret_keys_in_file = [("notify", src.file.notify.is_some())]
+            .into_iter()
+            .filter_map(|(key, present)| present.then_some(key))
+            .collect();
 
         Ok(Config {
             log,
@@ -516,6 +530,8 @@ impl Config {
             s3,
             incident,
             config_file,
+            secret_keys_in_file,
+            warnings,
         })
     }
 
@@ -544,6 +560,38 @@ impl Config {
     pub fn log_dir(&self) -> &Path {
         self.log.parent().unwrap_or(Path::new("/"))
     }
+}
+
+/// A secret given as a flag is in the process's arguments, which every local user can read
+/// (`ps`, /proc/<pid>/cmdline) for as long as it runs. `watch` runs for months inside
+/// syslog-ng's program() line: refused there. A one-shot command is told (the warnings).
+fn secrets_on_command_line(src: &Sources, is_watch: bool) -> anyhow::Result<Vec<String>> {
+    let file = src
+        .file_name
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CONFIG.to_string());
+    let mut warnings = Vec::new();
+    for flag in SECRET_FLAGS {
+        if !src.origins.on_command_line.contains(*flag) {
+            continue;
+        }
+        let key = flag.trim_start_matches("--");
+        let env = format!("FASTTRACK_{}", key.replace('-', "_").to_uppercase());
+        let instead =
+            format!("set {key} in {file} (mode 0640) or {env} in the environment instead");
+        if is_watch {
+            return Err(config_error(format!(
+                "{flag} on the command line is refused by `fasttrack watch`: its value is a secret and \
+                 every local user can read a running process's arguments (ps, /proc/<pid>/cmdline); \
+                 {instead}, and remove {flag} from syslog-ng's program() line"
+            )));
+        }
+        warnings.push(format!(
+            "{flag} on the command line can be read by every local user while fasttrack runs \
+             (ps, /proc/<pid>/cmdline); {instead} (`fasttrack watch` refuses it)"
+        ));
+    }
+    Ok(warnings)
 }
 
 fn s3_options(src: &Sources, a: &S3Args) -> anyhow::Result<S3Options> {
@@ -966,6 +1014,7 @@ mod tests {
         let file: FileConfig = toml::from_str(file).unwrap();
         let origins = Origins {
             from_env: env.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         };
         Config::from_parts(
             Flags {
@@ -1234,6 +1283,69 @@ mod tests {
             redact_url("https://user:pw@hooks.example.com:8443/services/T/B/secret?x=1"),
             "https://hooks.example.com:8443"
         );
+    }
+
+    #[test]
+    fn a_secret_on_the_command_line_is_refused_by_watch_and_warned_about_elsewhere() {
+        let incident = IncidentArgs {
+            notify: Some("https://hooks.slack.com/services/T/B/secret".into()),
+            ..Default::default()
+        };
+        let common = CommonArgs::default();
+        let s3 = S3Args::default();
+        let from = |watch: Option<&WatchArgs>, origins: &Origins, file: &str| {
+            Config::from_parts(
+                Flags {
+                    common: &common,
+                    s3: &s3,
+                    incident: &incident,
+                    watch,
+                },
+                toml::from_str(file).unwrap(),
+                Some(PathBuf::from("/etc/fasttrack/fasttrack.toml")),
+                origins,
+                host,
+            )
+        };
+        let on_argv = Origins {
+            on_command_line: ["--notify".to_string()].into(),
+            ..Default::default()
+        };
+        let e = err(from(Some(&WatchArgs::default()), &on_argv, ""));
+        assert!(
+            e.contains("--notify on the command line is refused by `fasttrack watch`")
+                && e.contains(
+                    "set notify in /etc/fasttrack/fasttrack.toml (mode 0640) or FASTTRACK_NOTIFY"
+                ),
+            "{e}"
+        );
+        assert!(!e.contains("secret\""), "the secret is not repeated: {e}");
+
+        let c = from(None, &on_argv, "").unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert!(
+            c.warnings[0].contains("can be read by every local user"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(c.secret_keys_in_file.is_empty());
+
+        // From the environment (readable by its owner only), or from the file: no complaint.
+        let from_env = Origins {
+            from_env: ["--notify".to_string()].into(),
+            ..Default::default()
+        };
+        let c = from(Some(&WatchArgs::default()), &from_env, "").unwrap();
+        assert!(c.warnings.is_empty());
+        let c = load(
+            CommonArgs::default(),
+            Some(WatchArgs::default()),
+            "notify = 'https://h/x'",
+            &[],
+        )
+        .unwrap();
+        assert!(c.warnings.is_empty());
+        assert_eq!(c.secret_keys_in_file, ["notify"]);
     }
 
     #[test]

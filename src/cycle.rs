@@ -146,7 +146,7 @@ fn run_locked(
                 last_suffix_before,
             ) {
                 let sidecar = incident::sidecar_path(config, rotation.name.suffix);
-                if let Err(e) = incident::write_sidecar(&sidecar, &d) {
+                if let Err(e) = incident::write_sidecar(&sidecar, &d, &rotation.path) {
                     warn!("{e:#}; the digest is rebuilt when the file is shipped");
                 }
             }

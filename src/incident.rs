@@ -9,7 +9,7 @@
 use crate::classify::{self, Verdict};
 use crate::config::{Config, IncidentConfig};
 use crate::digest::{Builder, Digest, StreamCounts};
-use crate::fsutil::atomic_write;
+use crate::fsutil::{atomic_write, FileAccess};
 use anyhow::{Context, Result};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -44,10 +44,12 @@ pub fn read_sidecar(path: &Path) -> Result<Option<Digest>> {
     }
 }
 
-pub fn write_sidecar(path: &Path, digest: &Digest) -> Result<()> {
+/// Writes the digest of `log` (the rotated file, plain or gzipped) to `path`, no more readable
+/// than `log`: its examples are lines of it.
+pub fn write_sidecar(path: &Path, digest: &Digest, log: &Path) -> Result<()> {
     let mut text = serde_json::to_vec_pretty(digest).context("cannot serialise the digest")?;
     text.push(b'\n');
-    atomic_write(path, &text)
+    atomic_write(path, &text, FileAccess::derived_from_path(log))
 }
 
 /// The digest's headline, as object metadata (S3 keeps 2 KB of it: values are short).
@@ -488,13 +490,19 @@ fn persisted_path(state_dir: &Path) -> PathBuf {
     state_dir.join("incident-digest.json")
 }
 
-pub fn save_open(state_dir: &Path, builder: &Builder, clean: bool) -> Result<()> {
+/// Saves the open incident's digest of the live `log` (its examples are lines of it, so the
+/// file is no more readable than the log).
+pub fn save_open(state_dir: &Path, builder: &Builder, clean: bool, log: &Path) -> Result<()> {
     let p = Persisted {
         clean,
         builder: builder.clone(),
     };
     let bytes = serde_json::to_vec(&p).context("cannot serialise the open incident")?;
-    atomic_write(&persisted_path(state_dir), &bytes)
+    atomic_write(
+        &persisted_path(state_dir),
+        &bytes,
+        FileAccess::derived_from_path(log),
+    )
 }
 
 /// The open incident's digest as `watch` last saved it (for `status`; read-only).

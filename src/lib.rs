@@ -92,6 +92,9 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 /// Runs one command with the configuration built from `cli`.
 pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
     let config = Config::load(&cli, origins)?;
+    for warning in &config.warnings {
+        eprintln!("fasttrack: warning: {warning}");
+    }
     match cli.command {
         Command::Status => status::run(&config),
         Command::Check => check::run(&config),
@@ -179,16 +182,18 @@ fn log_file_from_args(args: &[OsString]) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_LOG_FILE))
 }
 
-/// Which options took their value from the environment, so errors name the variable.
+/// Which options took their value from the environment (so errors name the variable), and
+/// which from the command line itself (where a secret is visible to every local user).
 fn origins(matches: &ArgMatches) -> Origins {
     let mut origins = Origins::default();
     let mut collect = |m: &ArgMatches| {
         for id in m.ids() {
-            if m.value_source(id.as_str()) == Some(ValueSource::EnvVariable) {
-                origins
-                    .from_env
-                    .insert(format!("--{}", id.as_str().replace('_', "-")));
-            }
+            let flag = format!("--{}", id.as_str().replace('_', "-"));
+            match m.value_source(id.as_str()) {
+                Some(ValueSource::EnvVariable) => origins.from_env.insert(flag),
+                Some(ValueSource::CommandLine) => origins.on_command_line.insert(flag),
+                _ => false,
+            };
         }
     };
     collect(matches);

@@ -11,7 +11,7 @@
 
 use crate::config::{NotifyConfig, NotifyFormat};
 use crate::digest::{render_slack, Digest};
-use crate::fsutil::atomic_write;
+use crate::fsutil::{atomic_write, create_private_dir, FileAccess};
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -56,11 +56,13 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-pub fn enqueue(state_dir: &Path, job: &Job) -> Result<()> {
+/// Queues `job`; its file holds the digest (lines of the log), so it gets `access`: that of a
+/// file made from the shipped log, or of the job's earlier file when it is rescheduled.
+pub fn enqueue(state_dir: &Path, job: &Job, access: FileAccess) -> Result<()> {
     let dir = queue_dir(state_dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    create_private_dir(&dir)?;
     let bytes = serde_json::to_vec(job).context("cannot serialise a notification")?;
-    atomic_write(&dir.join(format!("{}.json", job.name)), &bytes)
+    atomic_write(&dir.join(format!("{}.json", job.name)), &bytes, access)
 }
 
 /// The jobs waiting, oldest first (read-only: `status` lists them).
@@ -237,7 +239,7 @@ impl Notifier {
                     );
                     job.next_at = unix_now() + delay.as_secs();
                     job.last_error = Some(message.clone());
-                    if let Err(e) = enqueue(state_dir, &job) {
+                    if let Err(e) = enqueue(state_dir, &job, FileAccess::derived_from_path(&path)) {
                         warn!("cannot reschedule the notification of {}: {e:#}", job.name);
                     }
                     out.next_at = Some(out.next_at.map_or(job.next_at, |n| n.min(job.next_at)));
@@ -383,7 +385,7 @@ mod tests {
     #[test]
     fn queue_round_trip_and_bad_files_are_set_aside() {
         let dir = tempfile::tempdir().unwrap();
-        enqueue(dir.path(), &job()).unwrap();
+        enqueue(dir.path(), &job(), FileAccess::STATE).unwrap();
         std::fs::write(queue_dir(dir.path()).join("junk.json"), "nope").unwrap();
         let jobs = pending(dir.path());
         assert_eq!(jobs.len(), 1);

@@ -6,6 +6,7 @@ use crate::compress::{describe_gz, gzip_file};
 use crate::config::Config;
 use crate::dest::{is_permanent, Destination, ObjectMeta, Shipped};
 use crate::digest::Digest;
+use crate::fsutil::FileAccess;
 use crate::incident;
 use crate::naming::{RotatedName, Stage};
 use crate::notify;
@@ -253,7 +254,11 @@ pub fn ship_pending(
                         next_at: 0,
                         last_error: None,
                     };
-                    if let Err(e) = notify::enqueue(state_dir.path(), &job) {
+                    if let Err(e) = notify::enqueue(
+                        state_dir.path(),
+                        &job,
+                        FileAccess::derived_from_path(&path),
+                    ) {
                         warn!("cannot queue the notification of {name}: {e:#}");
                     }
                 }
@@ -310,7 +315,7 @@ fn ensure_digest(config: &Config, suffix: u64, gz: &Path) -> Option<Digest> {
         Ok(b) => {
             let mut d = b.digest(&config.host, config.incident.top);
             d.log = gz.file_name().map(|n| n.to_string_lossy().into_owned());
-            if let Err(e) = incident::write_sidecar(&path, &d) {
+            if let Err(e) = incident::write_sidecar(&path, &d, gz) {
                 warn!("{e:#}");
                 return Some(d);
             }

@@ -5,7 +5,7 @@
 //! `state.toml` is only modified under the lock and always replaced atomically, so a
 //! reader without the lock (`status`) sees either the old or the new version.
 
-use crate::fsutil::atomic_write;
+use crate::fsutil::{atomic_write, FileAccess};
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -219,12 +219,11 @@ impl StateDir {
     /// Replaces `state.toml`; callers hold the lock (`_proof`).
     pub fn save(&self, state: &State, _proof: &StateLock) -> Result<()> {
         let text = toml::to_string(state).context("cannot serialise the state")?;
-        atomic_write(&self.dir.join(STATE_FILE), text.as_bytes())?;
-        let _ = std::fs::set_permissions(
-            self.dir.join(STATE_FILE),
-            std::fs::Permissions::from_mode(0o640),
-        );
-        Ok(())
+        atomic_write(
+            &self.dir.join(STATE_FILE),
+            text.as_bytes(),
+            FileAccess::STATE,
+        )
     }
 
     /// Loads, changes and saves the state under the lock.
@@ -246,6 +245,7 @@ impl StateDir {
         atomic_write(
             &self.dir.join(INCIDENT_FILE),
             format!("{since}\n").as_bytes(),
+            FileAccess::STATE,
         )
     }
 

@@ -174,7 +174,7 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
             fold_skipped(&mut b, &skipped);
             b.clone()
         };
-        if let Err(e) = incident::save_open(state_dir.path(), &snapshot, clean) {
+        if let Err(e) = incident::save_open(state_dir.path(), &snapshot, clean, &config.log) {
             warn!("cannot save the open incident's digest: {e:#}");
         }
     };

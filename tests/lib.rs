@@ -5,6 +5,7 @@ mod util;
 
 mod cli;
 mod incident;
+mod modes;
 mod recovery;
 mod reliability;
 mod s3;

@@ -2,12 +2,11 @@
 //! renamed into place, so a reader never sees a partial object.
 
 use super::{CheckItem, Destination, ObjectMeta, Permanent, Shipped};
-use crate::fsutil::{fsync_dir, rename_noreplace};
+use crate::fsutil::{create_new, fsync_dir, rename_noreplace, FileAccess};
 use crate::naming::ObjectKey;
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub struct LocalDir {
@@ -64,15 +63,11 @@ impl Destination for LocalDir {
                 }
                 _ => {}
             }
-            let copied = (|| {
+            let copied = (|| -> Result<u64> {
                 let mut from = File::open(file)?;
-                let mode = from.metadata()?.mode() & 0o666;
-                let mut to = File::options()
-                    .write(true)
-                    .create_new(true)
-                    .mode(mode)
-                    .open(&tmp)?;
-                std::io::copy(&mut from, &mut to)
+                // The copy is no more readable than the file shipped (itself made from the log).
+                let mut to = create_new(&tmp, FileAccess::derived_from(&from.metadata()?))?;
+                Ok(std::io::copy(&mut from, &mut to)?)
             })();
             copied
                 .with_context(|| format!("cannot copy {} to {}", file.display(), tmp.display()))?;
@@ -115,8 +110,7 @@ impl Destination for LocalDir {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            let mut f = File::create(&probe)
-                .with_context(|| format!("cannot create {}", probe.display()))?;
+            let mut f = create_new(&probe, FileAccess::OWNER_ONLY)?;
             std::io::Write::write_all(&mut f, b"fasttrack check\n")?;
             f.sync_all()?;
             std::fs::remove_file(&probe)

@@ -19,7 +19,7 @@
 use super::{CheckItem, Destination, ObjectMeta, Permanent, Shipped};
 use crate::compress::hex;
 use crate::config::{ChecksumMode, ConfigError, S3Options, Sse};
-use crate::fsutil::atomic_write;
+use crate::fsutil::{atomic_write, create_private_dir, FileAccess};
 use crate::naming::ObjectKey;
 use anyhow::{anyhow, Context, Result};
 use aws_config::retry::RetryConfig;
@@ -532,11 +532,11 @@ impl S3Dest {
                 )
             })?
             .to_string();
-        std::fs::create_dir_all(&self.uploads_dir)
-            .with_context(|| format!("cannot create {}", self.uploads_dir.display()))?;
+        create_private_dir(&self.uploads_dir)?;
         atomic_write(
             &self.journal_path(key),
             format!("{key}\n{upload_id}\n").as_bytes(),
+            FileAccess::STATE,
         )?;
 
         let result = async {

@@ -80,6 +80,14 @@ impl TestEnv {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+    pub fn config_file(&self) -> PathBuf {
+        self.path().join("fasttrack.toml")
+    }
+
+    /// Sets the webhook in the config file (where a secret belongs), with `more` TOML lines.
+    pub fn set_notify(&self, url: &str, more: &str) {
+        std::fs::write(self.config_file(), format!("notify = \"{url}\"\n{more}")).unwrap();
+    }
     pub fn log(&self) -> PathBuf {
         self.path().join("logs/docker.log")
     }
