@@ -16,11 +16,14 @@ pub enum Outcome {
     Failed,
 }
 
-/// Exit status: 0 done, 1 error, 2 usage or configuration error, 3 something is still pending.
+/// Exit status: 0 done, 1 error, 2 usage or configuration error, 3 something is still
+/// pending, 70 internal error (a panic in any thread: [`crate::crash`]; EX_SOFTWARE of
+/// sysexits.h).
 pub const OK: u8 = 0;
 pub const ERROR: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const PENDING: u8 = 3;
+pub const PANIC: u8 = 70;
 
 impl Outcome {
     pub fn exit_code(self) -> ExitCode {

@@ -550,11 +550,26 @@ pub struct StreamDigester {
     pub in_flight: Arc<AtomicU64>,
 }
 
+/// What became of a run offered to the digester.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    Queued,
+    /// The digester is behind: the run's counts are kept, its detail is not.
+    Counted,
+    /// The digester thread is gone: `watch` must not go on half-dead.
+    Gone,
+}
+
 /// How many runs of lines (up to 64 KiB each) may wait for the digester.
 const QUEUE: usize = 32;
 
 impl StreamDigester {
-    pub fn start(builder: Builder, rules: IncidentConfig) -> Result<StreamDigester> {
+    pub fn start(
+        builder: Builder,
+        rules: IncidentConfig,
+        state_dir: &Path,
+    ) -> Result<StreamDigester> {
+        let state_dir = state_dir.to_path_buf();
         let shared = Arc::new(Mutex::new(builder));
         let skipped = Arc::new(Mutex::new(StreamCounts::default()));
         let in_flight = Arc::new(AtomicU64::new(0));
@@ -565,6 +580,7 @@ impl StreamDigester {
             .name("digest".into())
             .spawn(move || {
                 for run in rx {
+                    crate::crash::test_panic_point("digest", &state_dir);
                     let now = Utc::now();
                     let Ok(mut b) = thread_shared.lock() else {
                         return;
@@ -590,20 +606,20 @@ impl StreamDigester {
     }
 
     /// Hands a run of whole lines to the digester, or adds its counts to the skipped ones if
-    /// the digester is behind. Returns whether it was queued.
-    pub fn offer(&mut self, run: Vec<u8>, counts: StreamCounts) -> bool {
+    /// the digester is behind.
+    pub fn offer(&mut self, run: Vec<u8>, counts: StreamCounts) -> Offer {
         self.in_flight.fetch_add(1, Ordering::Acquire);
-        match self.tx.try_send(run) {
-            Ok(()) => true,
-            Err(_) => {
-                self.in_flight.fetch_sub(1, Ordering::Release);
-                let mut skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
-                skipped.incident += counts.incident;
-                skipped.not_5xx += counts.not_5xx;
-                skipped.ignored += counts.ignored;
-                false
-            }
-        }
+        let refused = match self.tx.try_send(run) {
+            Ok(()) => return Offer::Queued,
+            Err(std::sync::mpsc::TrySendError::Full(_)) => Offer::Counted,
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Offer::Gone,
+        };
+        self.in_flight.fetch_sub(1, Ordering::Release);
+        let mut skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+        skipped.incident += counts.incident;
+        skipped.not_5xx += counts.not_5xx;
+        skipped.ignored += counts.ignored;
+        refused
     }
 }
 
@@ -676,7 +692,8 @@ mod tests {
     #[test]
     fn the_stream_digester_classifies_snoozes_and_never_blocks() {
         let r = rules(&["/health "]);
-        let mut d = StreamDigester::start(Builder::new("stream"), r.clone()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = StreamDigester::start(Builder::new("stream"), r.clone(), dir.path()).unwrap();
         let run = b"h p: \"GET /a HTTP/1.1\" 502 0\nh p: \"GET /b HTTP/1.1\" 503 0\n\
                     h p: \"GET /health HTTP/1.1\" 500 0\nh p: \"GET /c HTTP/1.1\" 200 512\n";
         let counts = count_lines(&r, run);
@@ -688,7 +705,7 @@ mod tests {
                 ignored: 1
             }
         );
-        assert!(d.offer(run.to_vec(), counts));
+        assert_eq!(d.offer(run.to_vec(), counts), Offer::Queued);
         wait_idle(&d);
         let digest = d.shared.lock().unwrap().digest("h", 10);
         assert_eq!((digest.lines, digest.ignored, digest.not_5xx), (2, 1, 1));
@@ -699,7 +716,7 @@ mod tests {
         let held = shared.lock().unwrap();
         let mut refused = 0;
         for _ in 0..(QUEUE + 10) {
-            if !d.offer(run.to_vec(), counts) {
+            if d.offer(run.to_vec(), counts) != Offer::Queued {
                 refused += 1;
             }
         }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod closewait;
 pub mod compress;
 pub mod config;
+pub mod crash;
 pub mod cycle;
 pub mod debounce;
 pub mod dest;
@@ -41,6 +42,7 @@ use std::sync::atomic::AtomicBool;
 
 /// Parses `args`, runs the command and maps the outcome to the documented exit codes.
 pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    crash::install_hook();
     let args: Vec<OsString> = args.into_iter().collect();
     let is_watch = args.iter().skip(1).any(|a| a == "watch");
     let matches = match Cli::command().try_get_matches_from(&args) {

@@ -19,7 +19,10 @@ pub fn init(log_file: Option<&Path>) {
             .mode(0o640)
             .open(path)
         {
-            Ok(f) => Some(f),
+            Ok(f) => {
+                crate::crash::log_to(path.to_path_buf());
+                Some(f)
+            }
             Err(e) => {
                 eprintln!(
                     "fasttrack: cannot open log file {} ({e}); logging to stderr only: fix --log-file",

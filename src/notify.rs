@@ -326,6 +326,7 @@ pub fn spawn_thread(
             if !woke {
                 return;
             }
+            crate::crash::test_panic_point("notify", &state_dir);
         })
         .context("cannot start the notification thread")?;
     Ok(())

@@ -17,11 +17,12 @@ use crate::debounce::Debounce;
 use crate::dest::{self, Destination};
 use crate::digest::{Builder, StreamCounts};
 use crate::exit::Outcome;
-use crate::incident::{self, fold_skipped, LineAligner, StreamDigester};
+use crate::incident::{self, fold_skipped, LineAligner, Offer, StreamDigester};
 use crate::notify;
 use crate::state::{now_rfc3339, StateDir};
 use anyhow::{Context, Result};
 use std::io::Read;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,7 +40,10 @@ const PERSIST_EVERY: Duration = Duration::from_secs(1);
 enum Input {
     /// Incident lines arrived.
     Activity,
-    Eof(Option<std::io::Error>),
+    Eof,
+    /// The reader cannot go on (a read error, the digester gone): `watch` stops and exits
+    /// non-zero, so that syslog-ng starts a whole new one.
+    Fatal(String),
 }
 
 pub fn run(config: Config) -> Result<Outcome> {
@@ -79,6 +83,7 @@ impl ReaderCounts {
 /// 512-byte body restarts nothing), signals activity when a run held an incident line and
 /// hands the run to the digester, without ever waiting on either.
 fn spawn_reader(
+    state_dir: PathBuf,
     tx: mpsc::Sender<Input>,
     counted: Arc<Notify>,
     counts: Arc<ReaderCounts>,
@@ -91,10 +96,15 @@ fn spawn_reader(
             let mut stdin = std::io::stdin().lock();
             let mut buf = vec![0u8; READ_CHUNK];
             let mut aligner = LineAligner::default();
-            let mut hand_on = |run: Vec<u8>| {
+            let mut hand_on = |run: Vec<u8>| -> bool {
                 let c = incident::count_lines(&rules, &run);
                 counts.add(&c);
-                digester.offer(run, c);
+                if c.incident > 0 {
+                    crate::crash::test_panic_point("stdin", &state_dir);
+                }
+                if digester.offer(run, c) == Offer::Gone {
+                    return false;
+                }
                 if c.incident > 0 {
                     // A full channel already holds an activity notice: dropping this one loses nothing.
                     let _ = tx.try_send(Input::Activity);
@@ -103,23 +113,30 @@ fn spawn_reader(
                     // saved, so that `status` shows a filter that lets them through.
                     counted.notify_one();
                 }
+                true
             };
+            let digester_gone = || Input::Fatal("the digest thread is gone".to_string());
             let end = loop {
                 match stdin.read(&mut buf) {
-                    Ok(0) => break None,
+                    Ok(0) => {
+                        let last = aligner.finish();
+                        break match last.map_or(true, &mut hand_on) {
+                            true => Input::Eof,
+                            false => digester_gone(),
+                        };
+                    }
                     Ok(n) => {
                         if let Some(run) = aligner.push(&buf[..n]) {
-                            hand_on(run);
+                            if !hand_on(run) {
+                                break digester_gone();
+                            }
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => break Some(e),
+                    Err(e) => break Input::Fatal(format!("cannot read stdin: {e}")),
                 }
             };
-            if let Some(run) = aligner.finish() {
-                hand_on(run);
-            }
-            let _ = tx.blocking_send(Input::Eof(end));
+            let _ = tx.blocking_send(end);
         })
         .context("cannot start the stdin reader thread")?;
     Ok(())
@@ -147,6 +164,7 @@ struct Retry {
 
 async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result<Outcome> {
     let state_dir = StateDir::open(&config.state_dir)?;
+    crate::crash::mark_incident_on_panic(state_dir.path().to_path_buf());
     let counts = Arc::new(ReaderCounts::default());
     let (tx, mut rx) = mpsc::channel(4);
     // The open incident's digest, as an earlier watch left it if it still applies.
@@ -156,12 +174,13 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
         last_suffix,
         state_dir.incident().is_some(),
     );
-    let digester = StreamDigester::start(builder, config.incident.clone())?;
+    let digester = StreamDigester::start(builder, config.incident.clone(), state_dir.path())?;
     let digest = digester.shared.clone();
     let skipped = digester.skipped.clone();
     let in_flight = digester.in_flight.clone();
     let counted = Arc::new(Notify::new());
     spawn_reader(
+        state_dir.path().to_path_buf(),
         tx,
         counted.clone(),
         counts.clone(),
@@ -220,6 +239,8 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
     let mut retry: Option<Retry> = None;
     let mut failures = 0u32;
     let mut lines_before = 0u64;
+    // Why the loop stopped, when it was not asked to.
+    let mut fatal: Option<String> = None;
 
     loop {
         let next = match (&job, debounce.deadline(), &retry) {
@@ -237,6 +258,7 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
             }
             input = rx.recv() => match input {
                 Some(Input::Activity) => {
+                    crate::crash::test_panic_point("main", state_dir.path());
                     if persist_at.is_none() {
                         persist_at = Some(Instant::now() + PERSIST_EVERY);
                     }
@@ -248,12 +270,17 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
                         }
                     }
                 }
-                eof => {
-                    let err = match eof { Some(Input::Eof(e)) => e, _ => None };
-                    match err {
-                        Some(e) => warn!("cannot read stdin ({e}); stopping"),
-                        None => info!("stdin closed by syslog-ng; stopping"),
-                    }
+                Some(Input::Eof) => {
+                    info!("stdin closed by syslog-ng; stopping");
+                    break;
+                }
+                Some(Input::Fatal(why)) => {
+                    fatal = Some(why);
+                    break;
+                }
+                // Every sender is gone without a word: the reader thread ended abnormally.
+                None => {
+                    fatal = Some("the stdin reader thread is gone".to_string());
                     break;
                 }
             },
@@ -305,8 +332,9 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
                     persist(false);
                 }
                 if let (Some(k), Ok(r)) = (&kick, &report) {
-                    if !r.shipped.is_empty() {
-                        let _ = k.send(());
+                    if !r.shipped.is_empty() && k.send(()).is_err() {
+                        fatal = Some("the notification thread is gone".to_string());
+                        break;
                     }
                 }
                 match report {
@@ -366,8 +394,18 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
         }
         info!("an incident is pending: the next watch fast-tracks it after its quiet period");
     }
-    info!("watch stopped");
-    Ok(Outcome::Done)
+    match fatal {
+        Some(why) => {
+            error!(
+                "watch stopped: {why}; exiting with an error so that syslog-ng starts a new one"
+            );
+            Ok(Outcome::Failed)
+        }
+        None => {
+            info!("watch stopped");
+            Ok(Outcome::Done)
+        }
+    }
 }
 
 fn start(
@@ -380,6 +418,9 @@ fn start(
     let (config, destination, cancel) = (config.clone(), destination.clone(), cancel.clone());
     // One attempt per cycle: the watch loop owns the backoff, and stdin never waits for it.
     tokio::task::spawn_blocking(move || {
+        if mode == Mode::Rotate {
+            crate::crash::test_panic_point("cycle", &config.state_dir);
+        }
         cycle::run(&config, destination.as_ref(), mode, 1, &cancel, stream)
     })
 }

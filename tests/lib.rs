@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod crash;
 mod incident;
 mod modes;
 mod recovery;

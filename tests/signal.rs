@@ -44,8 +44,12 @@ fn burst_among_steady_200s(rule: Option<&str>) -> u64 {
     let env = TestEnv::new();
     let quiet = Duration::from_secs(2);
     // The old outcome was a rotation at --max-wait (1 h) only.
-    let mut sng =
-        SyslogNg::start_with_rule(&env, Some(&["--quiet", "2s", "--max-wait", "1h"]), rule);
+    let mut sng = SyslogNg::start_with(
+        &env,
+        Some(&["--quiet", "2s", "--max-wait", "1h"]),
+        rule,
+        &[],
+    );
     let mut seq = 0u64;
     let mut send = |sng: &mut SyslogNg, line: fn(u64) -> String| {
         sng.send(&line(seq));

@@ -93,15 +93,17 @@ impl SyslogNg {
     /// unix-stream source wired like a host whose Docker already tags `docker/...` through
     /// the system source.
     pub fn start(env: &TestEnv, watch_args: Option<&[&str]>) -> SyslogNg {
-        SyslogNg::start_with_rule(env, watch_args, None)
+        SyslogNg::start_with(env, watch_args, None, &[])
     }
 
     /// As [`SyslogNg::start`], with `rule` instead of the shipped f_5xxERR-hook's regex (a
-    /// host that kept the article's rule).
-    pub fn start_with_rule(
+    /// host that kept the article's rule) and `vars` in the environment syslog-ng passes on
+    /// to `watch`.
+    pub fn start_with(
         env: &TestEnv,
         watch_args: Option<&[&str]>,
         rule: Option<&str>,
+        vars: &[(&str, &str)],
     ) -> SyslogNg {
         let input = env.path().join("in.sock");
         let program = match watch_args {
@@ -125,6 +127,7 @@ impl SyslogNg {
         let out = std::fs::File::create(env.path().join("syslog-ng.out")).unwrap();
         let child = Command::new("syslog-ng")
             .envs(super::AWS_ENV.iter().copied())
+            .envs(vars.iter().copied())
             .arg("-F")
             .arg("-f")
             .arg(&conf_path)
