@@ -332,6 +332,7 @@ def fig_drain(a, work, rows):
                   f"--log-file {work}/ft.log --reopen none --quiet 1h")
         base, ours, rss = [], [], []
         for _ in range(a.runs):
+            shutil.rmtree(f"{work}/st", ignore_errors=True)
             base.append(timed(f"cat {lines} | wc -l >/dev/null"))
             wall, peak, _ = gnu_time(f"cat {lines} | {BIN} watch {common}")
             ours.append(wall)

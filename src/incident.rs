@@ -544,7 +544,8 @@ pub fn load_open(state_dir: &Path, last_suffix: Option<u64>, incident_open: bool
 pub struct StreamDigester {
     pub shared: Arc<Mutex<Builder>>,
     tx: std::sync::mpsc::SyncSender<Vec<u8>>,
-    /// What the reader counted in runs the digester had no room for.
+    /// Lines counted without the digester: the not-5xx and snoozed ones, and the incident
+    /// lines of runs it had no room for. Folded into the digest before it is read.
     pub skipped: Arc<Mutex<StreamCounts>>,
     /// Runs queued and not digested yet: a digest saved while this is not 0 misses lines.
     pub in_flight: Arc<AtomicU64>,
@@ -553,8 +554,9 @@ pub struct StreamDigester {
 /// What became of a run offered to the digester.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
+    /// The digester adds the detail of the run's incident lines.
     Queued,
-    /// The digester is behind: the run's counts are kept, its detail is not.
+    /// No incident line in the run, or the digester is behind: the run is counted only.
     Counted,
     /// The digester thread is gone: `watch` must not go on half-dead.
     Gone,
@@ -581,6 +583,7 @@ impl StreamDigester {
             .spawn(move || {
                 for run in rx {
                     crate::crash::test_panic_point("digest", &state_dir);
+                    let started = std::time::Instant::now();
                     let now = Utc::now();
                     let Ok(mut b) = thread_shared.lock() else {
                         return;
@@ -589,11 +592,19 @@ impl StreamDigester {
                     let mut start = 0;
                     for nl in memchr::memchr_iter(b'\n', &run) {
                         let line = &run[start..nl];
-                        judge(&rules, &mut b, &line[..line.len().min(LINE_MAX)], now);
+                        let line = &line[..line.len().min(LINE_MAX)];
+                        // The other lines were counted by the reader.
+                        if let LineKind::Incident(verdict) = line_kind(&rules, line) {
+                            let text = String::from_utf8_lossy(line);
+                            b.add_incident(text.trim_end_matches(['\n', '\r']), verdict, now);
+                        }
                         start = nl + 1;
                     }
                     drop(b);
                     thread_in_flight.fetch_sub(1, Ordering::Release);
+                    // Rest as long as the work took: under a flood the digester takes at most
+                    // half a core, and the reader (the drain) keeps the rest of the machine.
+                    std::thread::sleep(started.elapsed());
                 }
             })
             .context("cannot start the digest thread")?;
@@ -605,20 +616,32 @@ impl StreamDigester {
         })
     }
 
-    /// Hands a run of whole lines to the digester, or adds its counts to the skipped ones if
-    /// the digester is behind.
+    /// Hands a run of whole lines to the digester, which adds the detail of its incident
+    /// lines; the other lines are only counted (here). A run that finds the digester behind
+    /// is counted whole.
     pub fn offer(&mut self, run: Vec<u8>, counts: StreamCounts) -> Offer {
-        self.in_flight.fetch_add(1, Ordering::Acquire);
-        let refused = match self.tx.try_send(run) {
-            Ok(()) => return Offer::Queued,
-            Err(std::sync::mpsc::TrySendError::Full(_)) => Offer::Counted,
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Offer::Gone,
-        };
-        self.in_flight.fetch_sub(1, Ordering::Release);
-        let mut skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
-        skipped.incident += counts.incident;
-        skipped.not_5xx += counts.not_5xx;
-        skipped.ignored += counts.ignored;
+        let mut refused = Offer::Counted;
+        let mut not_digested = counts.incident;
+        if counts.incident > 0 {
+            self.in_flight.fetch_add(1, Ordering::Acquire);
+            match self.tx.try_send(run) {
+                Ok(()) => {
+                    refused = Offer::Queued;
+                    not_digested = 0;
+                }
+                Err(std::sync::mpsc::TrySendError::Full(_)) => {}
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => refused = Offer::Gone,
+            }
+            if refused != Offer::Queued {
+                self.in_flight.fetch_sub(1, Ordering::Release);
+            }
+        }
+        if not_digested + counts.not_5xx + counts.ignored > 0 {
+            let mut skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+            skipped.incident += not_digested;
+            skipped.not_5xx += counts.not_5xx;
+            skipped.ignored += counts.ignored;
+        }
         refused
     }
 }
@@ -707,7 +730,11 @@ mod tests {
         );
         assert_eq!(d.offer(run.to_vec(), counts), Offer::Queued);
         wait_idle(&d);
-        let digest = d.shared.lock().unwrap().digest("h", 10);
+        let digest = {
+            let mut b = d.shared.lock().unwrap();
+            fold_skipped(&mut b, &d.skipped);
+            b.digest("h", 10)
+        };
         assert_eq!((digest.lines, digest.ignored, digest.not_5xx), (2, 1, 1));
         assert_eq!(digest.lines_read, 4);
         assert_eq!(digest.statuses.keys().collect::<Vec<_>>(), ["502", "503"]);
@@ -730,6 +757,15 @@ mod tests {
         assert_eq!(digest.lines, 2 * runs, "every incident line is counted");
         assert_eq!(digest.not_digested, 2 * refused);
         assert_eq!((digest.not_5xx, digest.ignored), (runs, runs));
+        assert_eq!(digest.lines_read, 4 * runs);
+        // A run without incident lines is counted, never queued.
+        let quiet = b"h p: \"GET /c HTTP/1.1\" 200 512\n";
+        drop(b);
+        assert_eq!(
+            d.offer(quiet.to_vec(), count_lines(&r, quiet)),
+            Offer::Counted
+        );
+        assert_eq!(d.in_flight.load(Ordering::Acquire), 0);
     }
 
     #[test]
