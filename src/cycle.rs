@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::dest;
-use crate::digest::Builder;
 use crate::exit::Outcome;
 use crate::incident;
 use crate::reopen::Reopener;
@@ -12,13 +11,9 @@ use crate::spool::{apply_keep, compress, finish_local, ship_pending, Spool};
 use crate::state::{now_rfc3339, ErrorRecord, RotationRecord, StateDir, StateLock};
 use anyhow::Result;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use tracing::{error, info, warn};
 
-/// `watch`'s digest of the open incident, handed to the cycle that rotates it: the cycle
-/// takes it (leaves None) once it is attached to the rotated file; otherwise `watch` takes
-/// it back.
-pub type StreamHandoff = Arc<Mutex<Option<Builder>>>;
+pub use crate::incident::StreamHandoff;
 
 /// How many times `rotate` and `upload` try to ship a file on a retryable error before
 /// exiting 3 with the file kept (each S3 request is itself retried by the SDK).

@@ -542,13 +542,67 @@ pub fn load_open(state_dir: &Path, last_suffix: Option<u64>, incident_open: bool
 /// (that decides the quiet period); the digester only adds detail, so it never holds the
 /// reader up: a run that finds the queue full is added to the digest as counts alone.
 pub struct StreamDigester {
-    pub shared: Arc<Mutex<Builder>>,
     tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    digest: StreamDigest,
+}
+
+/// The loop's side of the stream digest: the open incident's digest as the digester thread
+/// builds it, with what the reader only counted folded in when it is read.
+#[derive(Clone)]
+pub struct StreamDigest {
+    shared: Arc<Mutex<Builder>>,
     /// Lines counted without the digester: the not-5xx and snoozed ones, and the incident
-    /// lines of runs it had no room for. Folded into the digest before it is read.
-    pub skipped: Arc<Mutex<StreamCounts>>,
+    /// lines of runs it had no room for.
+    skipped: Arc<Mutex<StreamCounts>>,
     /// Runs queued and not digested yet: a digest saved while this is not 0 misses lines.
-    pub in_flight: Arc<AtomicU64>,
+    in_flight: Arc<AtomicU64>,
+}
+
+/// `watch`'s digest of the open incident, handed to the cycle that rotates it: the cycle
+/// takes it (leaves None) once it is attached to the rotated file; otherwise `watch` takes
+/// it back ([`StreamDigest::settle`]).
+pub type StreamHandoff = Arc<Mutex<Option<Builder>>>;
+
+impl StreamDigest {
+    fn live(&self) -> std::sync::MutexGuard<'_, Builder> {
+        let mut b = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        fold_skipped(&mut b, &self.skipped);
+        b
+    }
+
+    /// The digest so far (for saving it).
+    pub fn snapshot(&self) -> Builder {
+        self.live().clone()
+    }
+
+    /// Takes the digest so far for the cycle that rotates it; lines from now on go to the
+    /// next incident's.
+    pub fn hand_off(&self) -> StreamHandoff {
+        let taken = std::mem::replace(&mut *self.live(), Builder::new("stream"));
+        Arc::new(Mutex::new(Some(taken)))
+    }
+
+    /// After a rotating cycle: a digest the cycle did not attach (nothing rotated, or it
+    /// failed before the rename) goes back in front of the lines that came since. One it
+    /// attached makes the live digest start after the rotated file (`rotated_suffix`);
+    /// attached and then failed, where the live digest starts is unknown.
+    pub fn settle(&self, handoff: &StreamHandoff, rotated_suffix: Option<u64>) {
+        let returned = handoff.lock().ok().and_then(|mut g| g.take());
+        let mut live = self.live();
+        match (returned, rotated_suffix) {
+            (Some(mut older), _) => {
+                older.merge(std::mem::replace(&mut *live, Builder::new("stream")));
+                *live = older;
+            }
+            (None, Some(suffix)) => live.after_suffix = Some(suffix),
+            (None, None) => live.exact = false,
+        }
+    }
+
+    /// Runs of lines waiting for the digester.
+    pub fn queued(&self) -> u64 {
+        self.in_flight.load(Ordering::Acquire)
+    }
 }
 
 /// What became of a run offered to the digester.
@@ -566,11 +620,13 @@ pub enum Offer {
 const QUEUE: usize = 32;
 
 impl StreamDigester {
+    /// Starts the digester thread on `builder`; the reader keeps the digester, the loop the
+    /// [`StreamDigest`].
     pub fn start(
         builder: Builder,
         rules: IncidentConfig,
         state_dir: &Path,
-    ) -> Result<StreamDigester> {
+    ) -> Result<(StreamDigester, StreamDigest)> {
         let state_dir = state_dir.to_path_buf();
         let shared = Arc::new(Mutex::new(builder));
         let skipped = Arc::new(Mutex::new(StreamCounts::default()));
@@ -608,12 +664,18 @@ impl StreamDigester {
                 }
             })
             .context("cannot start the digest thread")?;
-        Ok(StreamDigester {
+        let digest = StreamDigest {
             shared,
-            tx,
             skipped,
             in_flight,
-        })
+        };
+        Ok((
+            StreamDigester {
+                tx,
+                digest: digest.clone(),
+            },
+            digest,
+        ))
     }
 
     /// Hands a run of whole lines to the digester, which adds the detail of its incident
@@ -622,8 +684,9 @@ impl StreamDigester {
     pub fn offer(&mut self, run: Vec<u8>, counts: StreamCounts) -> Offer {
         let mut refused = Offer::Counted;
         let mut not_digested = counts.incident;
+        let d = &self.digest;
         if counts.incident > 0 {
-            self.in_flight.fetch_add(1, Ordering::Acquire);
+            d.in_flight.fetch_add(1, Ordering::Acquire);
             match self.tx.try_send(run) {
                 Ok(()) => {
                     refused = Offer::Queued;
@@ -633,11 +696,11 @@ impl StreamDigester {
                 Err(std::sync::mpsc::TrySendError::Disconnected(_)) => refused = Offer::Gone,
             }
             if refused != Offer::Queued {
-                self.in_flight.fetch_sub(1, Ordering::Release);
+                d.in_flight.fetch_sub(1, Ordering::Release);
             }
         }
         if not_digested + counts.not_5xx + counts.ignored > 0 {
-            let mut skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+            let mut skipped = d.skipped.lock().unwrap_or_else(|e| e.into_inner());
             skipped.incident += not_digested;
             skipped.not_5xx += counts.not_5xx;
             skipped.ignored += counts.ignored;
@@ -647,7 +710,7 @@ impl StreamDigester {
 }
 
 /// Lines the digester had no room for are counted in the digest all the same.
-pub fn fold_skipped(b: &mut Builder, skipped: &Mutex<StreamCounts>) {
+fn fold_skipped(b: &mut Builder, skipped: &Mutex<StreamCounts>) {
     let counts = std::mem::take(&mut *skipped.lock().unwrap_or_else(|e| e.into_inner()));
     if counts != StreamCounts::default() {
         b.counted(&counts);
@@ -704,9 +767,9 @@ mod tests {
         assert!(broken.is_err());
     }
 
-    fn wait_idle(d: &StreamDigester) {
+    fn wait_idle(d: &StreamDigest) {
         let wait = std::time::Instant::now();
-        while d.in_flight.load(Ordering::Acquire) > 0 {
+        while d.queued() > 0 {
             assert!(wait.elapsed() < std::time::Duration::from_secs(10));
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
@@ -716,7 +779,8 @@ mod tests {
     fn the_stream_digester_classifies_snoozes_and_never_blocks() {
         let r = rules(&["/health "]);
         let dir = tempfile::tempdir().unwrap();
-        let mut d = StreamDigester::start(Builder::new("stream"), r.clone(), dir.path()).unwrap();
+        let (mut d, digest) =
+            StreamDigester::start(Builder::new("stream"), r.clone(), dir.path()).unwrap();
         let run = b"h p: \"GET /a HTTP/1.1\" 502 0\nh p: \"GET /b HTTP/1.1\" 503 0\n\
                     h p: \"GET /health HTTP/1.1\" 500 0\nh p: \"GET /c HTTP/1.1\" 200 512\n";
         let counts = count_lines(&r, run);
@@ -729,18 +793,13 @@ mod tests {
             }
         );
         assert_eq!(d.offer(run.to_vec(), counts), Offer::Queued);
-        wait_idle(&d);
-        let digest = {
-            let mut b = d.shared.lock().unwrap();
-            fold_skipped(&mut b, &d.skipped);
-            b.digest("h", 10)
-        };
-        assert_eq!((digest.lines, digest.ignored, digest.not_5xx), (2, 1, 1));
-        assert_eq!(digest.lines_read, 4);
-        assert_eq!(digest.statuses.keys().collect::<Vec<_>>(), ["502", "503"]);
+        wait_idle(&digest);
+        let got = digest.snapshot().digest("h", 10);
+        assert_eq!((got.lines, got.ignored, got.not_5xx), (2, 1, 1));
+        assert_eq!(got.lines_read, 4);
+        assert_eq!(got.statuses.keys().collect::<Vec<_>>(), ["502", "503"]);
         // A flood: the reader never waits; what finds the queue full is counted, not lost.
-        let shared = d.shared.clone();
-        let held = shared.lock().unwrap();
+        let held = digest.shared.lock().unwrap();
         let mut refused = 0;
         for _ in 0..(QUEUE + 10) {
             if d.offer(run.to_vec(), counts) != Offer::Queued {
@@ -749,23 +808,56 @@ mod tests {
         }
         drop(held);
         assert!(refused >= 9, "{refused}");
-        wait_idle(&d);
-        let mut b = shared.lock().unwrap();
-        fold_skipped(&mut b, &d.skipped);
-        let digest = b.digest("h", 10);
+        wait_idle(&digest);
+        let got = digest.snapshot().digest("h", 10);
         let runs = (QUEUE + 11) as u64;
-        assert_eq!(digest.lines, 2 * runs, "every incident line is counted");
-        assert_eq!(digest.not_digested, 2 * refused);
-        assert_eq!((digest.not_5xx, digest.ignored), (runs, runs));
-        assert_eq!(digest.lines_read, 4 * runs);
+        assert_eq!(got.lines, 2 * runs, "every incident line is counted");
+        assert_eq!(got.not_digested, 2 * refused);
+        assert_eq!((got.not_5xx, got.ignored), (runs, runs));
+        assert_eq!(got.lines_read, 4 * runs);
         // A run without incident lines is counted, never queued.
         let quiet = b"h p: \"GET /c HTTP/1.1\" 200 512\n";
-        drop(b);
         assert_eq!(
             d.offer(quiet.to_vec(), count_lines(&r, quiet)),
             Offer::Counted
         );
-        assert_eq!(d.in_flight.load(Ordering::Acquire), 0);
+        assert_eq!(digest.queued(), 0);
+    }
+
+    #[test]
+    fn a_handed_off_digest_comes_back_unless_the_cycle_attached_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = rules(&[]);
+        let (mut d, digest) =
+            StreamDigester::start(Builder::new("stream"), r.clone(), dir.path()).unwrap();
+        let run = b"h p: \"GET /a HTTP/1.1\" 502 0\n";
+        d.offer(run.to_vec(), count_lines(&r, run));
+        wait_idle(&digest);
+        let handoff = digest.hand_off();
+        assert_eq!(
+            digest.snapshot().lines(),
+            0,
+            "the next incident starts empty"
+        );
+        d.offer(run.to_vec(), count_lines(&r, run));
+        wait_idle(&digest);
+        // not attached (nothing rotated): both incidents' lines are one digest again
+        digest.settle(&handoff, None);
+        assert_eq!(digest.snapshot().lines(), 2);
+        // attached to the rotated file 7: the live digest starts after it
+        let handoff = digest.hand_off();
+        handoff.lock().unwrap().take();
+        digest.settle(&handoff, Some(7));
+        let live = digest.snapshot();
+        assert_eq!(
+            (live.lines(), live.after_suffix, live.exact),
+            (0, Some(7), true)
+        );
+        // attached, then the cycle failed: inexact
+        let handoff = digest.hand_off();
+        handoff.lock().unwrap().take();
+        digest.settle(&handoff, None);
+        assert!(!digest.snapshot().exact);
     }
 
     #[test]

@@ -1,0 +1,338 @@
+//! `fasttrack watch`, syslog-ng's program() destination.
+//!
+//! Three threads and a loop. The stdin reader ([`reader`]) drains the pipe whatever else
+//! happens and classifies every line ([`crate::classify`]): only incident lines open an
+//! incident or restart its quiet period. It hands each run of lines to the digester thread
+//! ([`crate::incident::StreamDigester`]) without waiting: a digester that falls behind costs
+//! digest detail, never drain rate or a line's count. The notifier delivers webhooks.
+//! The async loop here owns the timers, the signals, the digest's saving and the one cycle
+//! that may run at a time on a blocking thread; what it decides comes from the pure
+//! [`machine::WatchLoop`]. Any thread's death ends the process ([`crate::crash`]).
+
+mod machine;
+mod reader;
+
+pub use reader::hold_before_failing;
+
+use crate::config::Config;
+use crate::cycle::{self, Mode, Report, StreamHandoff};
+use crate::dest::{self, Destination};
+use crate::exit::Outcome;
+use crate::incident::{self, StreamDigest, StreamDigester};
+use crate::notify;
+use crate::state::{now_rfc3339, StateDir};
+use anyhow::{Context, Result};
+use machine::{CycleEnd, WatchLoop};
+use reader::{Input, ReaderCounts};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+use tracing::{error, info, warn};
+
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+
+pub fn run(config: Config) -> Result<Outcome> {
+    // Opened once, outside the runtime (the S3 client has its own, which must not be dropped
+    // inside another), and shared by every cycle.
+    let destination: Arc<dyn Destination> = Arc::from(dest::open(&config)?);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(watch(Arc::new(config), destination.clone()));
+    drop(runtime);
+    drop(destination);
+    outcome
+}
+
+/// The delay before the `attempt`-th retry (0-based): doubling from 1 s, capped at `max`, with
+/// `jitter` in [0, 1) taking up to a fifth off so that many hosts do not retry in step.
+pub fn retry_delay(attempt: u32, max: Duration, jitter: f64) -> Duration {
+    let base = RETRY_FIRST.saturating_mul(1u32 << attempt.min(16)).min(max);
+    base.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0))
+}
+
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    f64::from(nanos % 1000) / 1000.0
+}
+
+/// What the loop works with besides its decisions.
+struct Driver {
+    config: Arc<Config>,
+    destination: Arc<dyn Destination>,
+    state_dir: StateDir,
+    digest: StreamDigest,
+    counts: Arc<ReaderCounts>,
+    /// Wakes the notifier after a shipment.
+    kick: Option<std::sync::mpsc::Sender<()>>,
+    cancel: Arc<AtomicBool>,
+    job: Option<JoinHandle<Result<Report>>>,
+    /// The digest handed to the running rotation.
+    handoff: Option<StreamHandoff>,
+    /// Incident lines counted at the last fast-track, for its log line.
+    lines_before: u64,
+}
+
+impl Driver {
+    fn persist(&self, clean: bool) {
+        let snapshot = self.digest.snapshot();
+        let saved = incident::save_open(self.state_dir.path(), &snapshot, clean, &self.config.log);
+        if let Err(e) = saved {
+            warn!("cannot save the open incident's digest: {e:#}");
+        }
+    }
+
+    fn mark_incident(&self) {
+        if let Err(e) = self.state_dir.mark_incident(&now_rfc3339()) {
+            warn!("cannot persist the open incident: {e:#}");
+        }
+    }
+
+    fn start(&mut self, mode: Mode) {
+        let stream = (mode == Mode::Rotate).then(|| {
+            let total = self.counts.incident.load(Ordering::Relaxed);
+            info!(
+                "fast-tracking: {} 5xx lines read by this watch (quiet for {:?}, or {:?} since the first)",
+                total - self.lines_before,
+                self.config.quiet,
+                self.config.max_wait
+            );
+            self.lines_before = total;
+            // The cycle gets the incident so far; lines from now on open the next one.
+            self.digest.hand_off()
+        });
+        self.handoff = stream.clone();
+        let (config, destination, cancel) = (
+            self.config.clone(),
+            self.destination.clone(),
+            self.cancel.clone(),
+        );
+        // One attempt per cycle: the loop owns the backoff, and stdin never waits for it.
+        self.job = Some(tokio::task::spawn_blocking(move || {
+            if mode == Mode::Rotate {
+                crate::crash::test_panic_point("cycle", &config.state_dir);
+            }
+            cycle::run(&config, destination.as_ref(), mode, 1, &cancel, stream)
+        }));
+    }
+
+    /// Settles the digest after a cycle; false when the notifier is gone.
+    fn cycle_done(&mut self, report: &Result<Report>) -> bool {
+        if let Some(h) = self.handoff.take() {
+            let suffix = report.as_ref().ok().and_then(|r| r.rotated_suffix);
+            self.digest.settle(&h, suffix);
+            self.persist(false);
+        }
+        match (&self.kick, report) {
+            (Some(k), Ok(r)) if !r.shipped.is_empty() => k.send(()).is_ok(),
+            _ => true,
+        }
+    }
+
+    /// Waits for the running cycle (it stops at the next safe point) and the digester, then
+    /// saves the digest a last time.
+    async fn finish(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        if let Some(job) = self.job.take() {
+            let report = job.await.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Some(h) = self.handoff.take() {
+                let suffix = report.as_ref().ok().and_then(|r| r.rotated_suffix);
+                self.digest.settle(&h, suffix);
+            }
+        }
+        // What stdin delivered before the end is digested before the last save (at most 32
+        // runs are queued); a digest saved with runs still queued says so.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.digest.queued() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.persist(self.digest.queued() == 0);
+    }
+}
+
+fn cycle_end(report: &Result<Report>) -> CycleEnd {
+    match report {
+        Ok(r) if r.pending.is_empty() => CycleEnd::Clean,
+        Ok(r) => CycleEnd::Pending {
+            permanent: r.permanent,
+        },
+        Err(_) => CycleEnd::Failed,
+    }
+}
+
+async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result<Outcome> {
+    let state_dir = StateDir::open(&config.state_dir)?;
+    crate::crash::mark_incident_on_panic(state_dir.path().to_path_buf());
+    let counts = Arc::new(ReaderCounts::default());
+    let (tx, mut rx) = mpsc::channel(4);
+    // The open incident's digest, as an earlier watch left it if it still applies.
+    let last_suffix = state_dir.load()?.last_suffix;
+    let resumed = state_dir.incident();
+    let builder = incident::load_open(state_dir.path(), last_suffix, resumed.is_some());
+    let (digester, digest) =
+        StreamDigester::start(builder, config.incident.clone(), state_dir.path())?;
+    let counted = Arc::new(Notify::new());
+    reader::spawn_reader(
+        state_dir.path().to_path_buf(),
+        tx,
+        counted.clone(),
+        counts.clone(),
+        digester,
+        config.incident.clone(),
+    )?;
+    let kick = match &config.incident.notify {
+        None => None,
+        Some(n) => {
+            let (kick_tx, kick_rx) = std::sync::mpsc::channel::<()>();
+            notify::spawn_thread(
+                notify::Notifier::new(n)?,
+                state_dir.path().to_path_buf(),
+                kick_rx,
+            )?;
+            Some(kick_tx)
+        }
+    };
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+
+    info!(
+        "watch started (pid {}): log {}, destination {}, quiet {:?}, max wait {:?}, reopen {}",
+        std::process::id(),
+        config.log.display(),
+        config.require_dest()?,
+        config.quiet,
+        config.max_wait,
+        config.reopen.method.name()
+    );
+    if let Some(since) = &resumed {
+        info!("resuming the incident open since {since}: fast-tracked after the next quiet period");
+    }
+    let mut machine = WatchLoop::new(
+        config.quiet,
+        config.max_wait,
+        config.retry_max_delay,
+        resumed.is_some(),
+        Instant::now(),
+    );
+    let mut driver = Driver {
+        config,
+        destination,
+        state_dir,
+        digest,
+        counts,
+        kick,
+        cancel: Arc::new(AtomicBool::new(false)),
+        job: None,
+        handoff: None,
+        lines_before: 0,
+    };
+    // Every start first finishes what an earlier run left (in the background: stdin keeps flowing).
+    driver.start(Mode::Upload);
+    // Why the loop stopped, when it was not asked to.
+    let fatal: Option<String> = loop {
+        let next = machine.next_wakeup();
+        tokio::select! {
+            _ = counted.notified() => machine.on_other_lines(Instant::now()),
+            input = rx.recv() => match input {
+                Some(Input::Activity) => {
+                    crate::crash::test_panic_point("main", driver.state_dir.path());
+                    if machine.on_incident_lines(Instant::now()) {
+                        info!("incident opened: 5xx lines arriving");
+                        driver.mark_incident();
+                    }
+                }
+                Some(Input::Eof) => {
+                    info!("stdin closed by syslog-ng; stopping");
+                    break None;
+                }
+                Some(Input::Fatal(why)) => break Some(why),
+                // Every sender is gone without a word: the reader thread ended abnormally.
+                None => break Some("the stdin reader thread is gone".to_string()),
+            },
+            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break None; }
+            _ = sigint.recv() => { info!("SIGINT: stopping"); break None; }
+            _ = sighup.recv() => { info!("SIGHUP: stopping"); break None; }
+            _ = async { sleep_until(next.unwrap_or_else(Instant::now)).await }, if next.is_some() => {
+                let wakeup = machine.on_wakeup(Instant::now());
+                if wakeup.persist {
+                    driver.persist(false);
+                }
+                if let Some(mode) = wakeup.start {
+                    driver.start(mode);
+                }
+            }
+            result = async {
+                match driver.job.as_mut() {
+                    Some(job) => job.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                driver.job = None;
+                let report = result.map_err(anyhow::Error::from).and_then(|r| r);
+                if !driver.cycle_done(&report) {
+                    break Some("the notification thread is gone".to_string());
+                }
+                if report.is_err() && machine.cycle_running_mode() == Some(Mode::Rotate) {
+                    // The cycle already logged and recorded its error.
+                    error!("fast-track failed; the incident stays pending and is retried");
+                }
+                let after = machine.on_cycle_end(cycle_end(&report), Instant::now(), jitter());
+                if after.clear_incident {
+                    if let Err(e) = driver.state_dir.clear_incident() {
+                        warn!("{e:#}");
+                    }
+                }
+                if let Some(delay) = after.retry_in {
+                    info!("retrying in {delay:?}");
+                }
+            }
+        }
+    };
+
+    // Start no new rotation; the running step finishes or is abandoned where it is safe.
+    driver.finish().await;
+    if machine.incident_pending() {
+        if driver.state_dir.incident().is_none() {
+            driver.mark_incident();
+        }
+        info!("an incident is pending: the next watch fast-tracks it after its quiet period");
+    }
+    match fatal {
+        Some(why) => {
+            error!(
+                "watch stopped: {why}; exiting with an error so that syslog-ng starts a new one"
+            );
+            Ok(Outcome::Failed)
+        }
+        None => {
+            info!("watch stopped");
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_and_is_capped() {
+        let max = Duration::from_secs(60);
+        assert_eq!(retry_delay(0, max, 0.0), Duration::from_secs(1));
+        assert_eq!(retry_delay(1, max, 0.0), Duration::from_secs(2));
+        assert_eq!(retry_delay(5, max, 0.0), Duration::from_secs(32));
+        assert_eq!(retry_delay(6, max, 0.0), max);
+        assert_eq!(retry_delay(1000, max, 0.0), max);
+        assert_eq!(retry_delay(6, max, 0.5), Duration::from_secs(54));
+        assert!(retry_delay(3, max, 0.999) >= Duration::from_millis(6400));
+    }
+}
