@@ -3,8 +3,8 @@
 
 use crate::config::Config;
 use crate::dest;
+use crate::digest::sidecar;
 use crate::exit::Outcome;
-use crate::incident;
 use crate::reopen::Reopener;
 use crate::rotate::rotate_log;
 use crate::spool::{apply_keep, compress, finish_local, ship_pending, Spool};
@@ -13,7 +13,7 @@ use anyhow::Result;
 use std::sync::atomic::AtomicBool;
 use tracing::{error, info, warn};
 
-pub use crate::incident::StreamHandoff;
+pub use crate::digest::stream::StreamHandoff;
 
 /// How many times `rotate` and `upload` try to ship a file on a retryable error before
 /// exiting 3 with the file kept (each S3 request is itself retried by the SDK).
@@ -133,15 +133,15 @@ fn run_locked(
                 .as_ref()
                 .and_then(|s| s.lock().ok().and_then(|mut g| g.take()));
             let name = rotation.name.to_string();
-            if let Some(d) = incident::digest_for_rotated(
+            if let Some(d) = sidecar::digest_for_rotated(
                 config,
                 &rotation.path,
                 &name,
                 taken,
                 last_suffix_before,
             ) {
-                let sidecar = incident::sidecar_path(config, rotation.name.suffix);
-                if let Err(e) = incident::write_sidecar(&sidecar, &d, &rotation.path) {
+                let sidecar = sidecar::sidecar_path(config, rotation.name.suffix);
+                if let Err(e) = sidecar::write_sidecar(&sidecar, &d, &rotation.path) {
                     warn!("{e:#}; the digest is rebuilt when the file is shipped");
                 }
             }

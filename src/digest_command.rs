@@ -4,9 +4,9 @@
 
 use crate::cli::DigestArgs;
 use crate::config::Config;
+use crate::digest::scan::{scan_path, scan_written};
 use crate::digest::{render_text, Builder};
 use crate::exit::Outcome;
-use crate::incident::{scan_path, scan_written};
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
 use std::path::Path;

@@ -17,7 +17,6 @@ pub mod digest;
 pub mod digest_command;
 pub mod exit;
 pub mod fsutil;
-pub mod incident;
 pub mod logging;
 pub mod naming;
 pub mod notify;

@@ -6,8 +6,8 @@ use crate::compress::{describe_gz, gzip_file};
 use crate::config::Config;
 use crate::dest::{is_permanent, Destination, ObjectMeta, Shipped};
 use crate::digest::Digest;
+use crate::digest::{scan, sidecar};
 use crate::fsutil::FileAccess;
-use crate::incident;
 use crate::naming::{RotatedName, Stage};
 use crate::notify;
 use crate::reopen::Reopener;
@@ -198,8 +198,8 @@ pub fn ship_pending(
         let digest = ensure_digest(config, suffix, &path);
         let meta = object_meta(config, &state, &name, &path, digest.as_ref())?;
         // The digest goes first: whoever sees the log's object can already read its digest.
-        let sidecar = incident::sidecar_path(config, suffix);
-        let sidecar_key = dest_url.key(&config.host, &incident::sidecar_name(config, suffix));
+        let sidecar = sidecar::sidecar_path(config, suffix);
+        let sidecar_key = dest_url.key(&config.host, &sidecar::sidecar_name(config, suffix));
         let sidecar_meta = match &digest {
             Some(_) => Some(sidecar_meta(config, &sidecar, &name)?),
             None => None,
@@ -305,17 +305,17 @@ pub fn ship_pending(
 /// The digest of a compressed file: its JSON next to it, or (a file rotated by an older
 /// version, or whose JSON was lost) a scan of the file, written next to it.
 fn ensure_digest(config: &Config, suffix: u64, gz: &Path) -> Option<Digest> {
-    let path = incident::sidecar_path(config, suffix);
-    match incident::read_sidecar(&path) {
+    let path = sidecar::sidecar_path(config, suffix);
+    match sidecar::read_sidecar(&path) {
         Ok(Some(d)) => return Some(d),
         Ok(None) => {}
         Err(e) => warn!("{e:#}"),
     }
-    match incident::scan_path(gz, &config.incident) {
+    match scan::scan_path(gz, &config.incident) {
         Ok(b) => {
             let mut d = b.digest(&config.host, config.incident.top);
             d.log = gz.file_name().map(|n| n.to_string_lossy().into_owned());
-            if let Err(e) = incident::write_sidecar(&path, &d, gz) {
+            if let Err(e) = sidecar::write_sidecar(&path, &d, gz) {
                 warn!("{e:#}");
                 return Some(d);
             }
@@ -376,7 +376,7 @@ fn object_meta(
         ("uncompressed-crc32".to_string(), format!("{crc32:08x}")),
     ];
     if let Some(d) = digest {
-        metadata.extend(incident::headline_metadata(d));
+        metadata.extend(sidecar::headline_metadata(d));
     }
     Ok(ObjectMeta {
         content_type: "application/gzip",
@@ -405,7 +405,7 @@ pub fn apply_keep(config: &Config, state_dir: &StateDir, lock: &StateLock) -> Re
     for name in shipped_present.into_iter().take(excess) {
         let path = config.log_dir().join(name);
         if let Some(rotated) = RotatedName::parse(config.log_name(), name) {
-            let sidecar = incident::sidecar_path(config, rotated.suffix);
+            let sidecar = sidecar::sidecar_path(config, rotated.suffix);
             match std::fs::remove_file(&sidecar) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -88,7 +88,7 @@ pub fn render(config: &Config) -> Result<StatusText> {
         },
     );
     // The open incident's digest so far, as `watch` last saved it.
-    if let Some(saved) = crate::incident::peek_open(&config.state_dir) {
+    if let Some(saved) = crate::digest::stream::peek_open(&config.state_dir) {
         if saved.lines > 0 || saved.ignored > 0 || saved.not_5xx > 0 {
             let top = saved.messages.first().map_or(String::new(), |m| {
                 format!("; top: {} x{}", m.template, m.count)

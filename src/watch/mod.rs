@@ -3,7 +3,7 @@
 //! Three threads and a loop. The stdin reader ([`reader`]) drains the pipe whatever else
 //! happens and classifies every line ([`crate::classify`]): only incident lines open an
 //! incident or restart its quiet period. It hands each run of lines to the digester thread
-//! ([`crate::incident::StreamDigester`]) without waiting: a digester that falls behind costs
+//! ([`crate::digest::stream::StreamDigester`]) without waiting: a digester that falls behind costs
 //! digest detail, never drain rate or a line's count. The notifier delivers webhooks.
 //! The async loop here owns the timers, the signals, the digest's saving and the one cycle
 //! that may run at a time on a blocking thread; what it decides comes from the pure
@@ -17,8 +17,8 @@ pub use reader::hold_before_failing;
 use crate::config::Config;
 use crate::cycle::{self, Mode, Report, StreamHandoff};
 use crate::dest::{self, Destination};
+use crate::digest::stream::{self, StreamDigest, StreamDigester};
 use crate::exit::Outcome;
-use crate::incident::{self, StreamDigest, StreamDigester};
 use crate::notify;
 use crate::state::{now_rfc3339, StateDir};
 use anyhow::{Context, Result};
@@ -84,7 +84,7 @@ struct Driver {
 impl Driver {
     fn persist(&self, clean: bool) {
         let snapshot = self.digest.snapshot();
-        let saved = incident::save_open(self.state_dir.path(), &snapshot, clean, &self.config.log);
+        let saved = stream::save_open(self.state_dir.path(), &snapshot, clean, &self.config.log);
         if let Err(e) = saved {
             warn!("cannot save the open incident's digest: {e:#}");
         }
@@ -176,7 +176,7 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
     // The open incident's digest, as an earlier watch left it if it still applies.
     let last_suffix = state_dir.load()?.last_suffix;
     let resumed = state_dir.incident();
-    let builder = incident::load_open(state_dir.path(), last_suffix, resumed.is_some());
+    let builder = stream::load_open(state_dir.path(), last_suffix, resumed.is_some());
     let (digester, digest) =
         StreamDigester::start(builder, config.incident.clone(), state_dir.path())?;
     let counted = Arc::new(Notify::new());

@@ -6,8 +6,8 @@
 //! at most one line (cut at 64 KiB) is carried between reads.
 
 use crate::config::IncidentConfig;
+use crate::digest::stream::{self, LineAligner, Offer, StreamDigester};
 use crate::digest::StreamCounts;
-use crate::incident::{self, LineAligner, Offer, StreamDigester};
 use anyhow::{Context, Result};
 use std::io::Read;
 use std::path::PathBuf;
@@ -65,7 +65,7 @@ pub fn spawn_reader(
             let mut buf = vec![0u8; READ_CHUNK];
             let mut aligner = LineAligner::default();
             let mut hand_on = |run: Vec<u8>| -> bool {
-                let c = incident::count_lines(&rules, &run);
+                let c = stream::count_lines(&rules, &run);
                 counts.add(&c);
                 if c.incident > 0 {
                     crate::crash::test_panic_point("stdin", &state_dir);
