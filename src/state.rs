@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 const STATE_FILE: &str = "state.toml";
 const LOCK_FILE: &str = "lock";
+const WATCH_LOCK_FILE: &str = "watch.lock";
 const INCIDENT_FILE: &str = "incident";
 const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -191,6 +192,38 @@ impl StateDir {
         Ok(StateLock { _lock: lock })
     }
 
+    /// Takes the watch lock ([`WatchLock`]), waiting up to `wait` for an old `watch` to let
+    /// go of it; `None` if it still holds it then.
+    pub fn watch_lock(&self, wait: std::time::Duration) -> Result<Option<WatchLock>> {
+        let path = self.dir.join(WATCH_LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o640)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(Some(WatchLock { _lock: lock })),
+                Err((_, Errno::EWOULDBLOCK)) if std::time::Instant::now() >= deadline => {
+                    return Ok(None)
+                }
+                Err((f, Errno::EWOULDBLOCK | Errno::EINTR)) => {
+                    std::thread::sleep(LOCK_POLL);
+                    file = f;
+                }
+                Err((_, e)) => {
+                    return Err(std::io::Error::from(e))
+                        .with_context(|| format!("cannot lock {}", path.display()))
+                }
+            }
+        }
+    }
+
     /// The pid holding the lock, if it is held right now.
     pub fn lock_holder(&self) -> Option<u32> {
         let path = self.dir.join(LOCK_FILE);
@@ -234,11 +267,18 @@ impl StateDir {
         Ok(state)
     }
 
-    /// The open incident marker: when the first unrotated 5xx line was seen.
+    /// The open incident marker: when the first unrotated 5xx line was seen. Its existence is
+    /// what counts: a marker whose content is damaged still means an incident is open.
     pub fn incident(&self) -> Option<String> {
-        std::fs::read_to_string(self.dir.join(INCIDENT_FILE))
-            .ok()
-            .map(|s| s.trim().to_string())
+        let bytes = std::fs::read(self.dir.join(INCIDENT_FILE)).ok()?;
+        let text = String::from_utf8_lossy(&bytes);
+        let since = text.trim();
+        let readable = !since.is_empty() && since.chars().all(|c| !c.is_control());
+        Some(if readable {
+            since.chars().take(64).collect()
+        } else {
+            "(an unreadable time)".to_string()
+        })
     }
 
     pub fn mark_incident(&self, since: &str) -> Result<()> {
@@ -287,6 +327,13 @@ pub fn unsafe_state_dir(mode: u32, owner: u32, euid: u32) -> Option<String> {
 
 /// Held while rotating or shipping; released on drop (also by the kernel if we die).
 pub struct StateLock {
+    _lock: Flock<File>,
+}
+
+/// Held by a running `watch` for its whole life: on a reload syslog-ng starts the next one
+/// while the old one is still stopping (docs/syslog-ng.md), and the next one takes over the
+/// open incident (its marker and its saved digest) only once the old one has let go of it.
+pub struct WatchLock {
     _lock: Flock<File>,
 }
 

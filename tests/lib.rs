@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod corruption;
 mod crash;
 mod incident;
 mod modes;

@@ -331,7 +331,8 @@ impl Builder {
         }
     }
 
-    /// Adds everything `other` counted (a rotation that failed gives its lines back).
+    /// Adds everything `other`, the lines that came after self's, counted (a rotation that
+    /// failed gives its lines back; a new `watch` takes over an old one's).
     pub fn merge(&mut self, other: Builder) {
         self.first = match (self.first, other.first) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -364,9 +365,9 @@ impl Builder {
                 self.request_ids.push(id);
             }
         }
+        // `after_suffix` and `exact` stay self's: they say where self, the older part, starts.
         if self.incident_id.is_empty() {
             self.incident_id = other.incident_id;
-            self.after_suffix = other.after_suffix;
         }
     }
 

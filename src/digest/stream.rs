@@ -204,6 +204,14 @@ impl StreamDigest {
         }
     }
 
+    /// Puts the digest an earlier `watch` left (`older`) in front of the lines read since.
+    pub fn take_over(&self, older: Builder) {
+        let mut live = self.live();
+        let mut older = older;
+        older.merge(std::mem::replace(&mut *live, Builder::new("stream")));
+        *live = older;
+    }
+
     /// Runs of lines waiting for the digester.
     pub fn queued(&self) -> u64 {
         self.in_flight.load(Ordering::Acquire)

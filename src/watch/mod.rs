@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::cycle::{self, Mode, Report, StreamHandoff};
 use crate::dest::{self, Destination};
 use crate::digest::stream::{self, StreamDigest, StreamDigester};
+use crate::digest::Builder;
 use crate::exit::Outcome;
 use crate::notify;
 use crate::state::{now_rfc3339, StateDir};
@@ -34,6 +35,8 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{error, info, warn};
 
 const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// How long a new `watch` waits for the one it replaces to save its state and go.
+const HANDOVER_WAIT: Duration = Duration::from_secs(10);
 
 pub fn run(config: Config) -> Result<Outcome> {
     // Opened once, outside the runtime (the S3 client has its own, which must not be dropped
@@ -173,12 +176,12 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
     crate::crash::mark_incident_on_panic(state_dir.path().to_path_buf());
     let counts = Arc::new(ReaderCounts::default());
     let (tx, mut rx) = mpsc::channel(4);
-    // The open incident's digest, as an earlier watch left it if it still applies.
-    let last_suffix = state_dir.load()?.last_suffix;
-    let resumed = state_dir.incident();
-    let builder = stream::load_open(state_dir.path(), last_suffix, resumed.is_some());
-    let (digester, digest) =
-        StreamDigester::start(builder, config.incident.clone(), state_dir.path())?;
+    // stdin is drained from the start; what an earlier watch left is taken over below.
+    let (digester, digest) = StreamDigester::start(
+        Builder::new("stream"),
+        config.incident.clone(),
+        state_dir.path(),
+    )?;
     let counted = Arc::new(Notify::new());
     reader::spawn_reader(
         state_dir.path().to_path_buf(),
@@ -200,6 +203,27 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
             Some(kick_tx)
         }
     };
+    // On a reload the old watch is still stopping (saving its digest, marking its incident):
+    // its incident is taken over once it has let go (docs/rotation.md).
+    let handover = {
+        let dir = state_dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || StateDir::existing(&dir).watch_lock(HANDOVER_WAIT))
+            .await
+            .context("cannot wait for the previous watch")??
+    };
+    if handover.is_none() {
+        warn!(
+            "an earlier watch still holds {} after {HANDOVER_WAIT:?}: taking over its incident as it is",
+            state_dir.path().join("watch.lock").display()
+        );
+    }
+    let last_suffix = state_dir.load()?.last_suffix;
+    let resumed = state_dir.incident();
+    digest.take_over(stream::load_open(
+        state_dir.path(),
+        last_suffix,
+        resumed.is_some(),
+    ));
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
@@ -300,6 +324,8 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
 
     // Start no new rotation; the running step finishes or is abandoned where it is safe.
     driver.finish().await;
+    // Held until the incident is marked below: the next watch then takes it over whole.
+    let _handover = handover;
     if machine.incident_pending() {
         if driver.state_dir.incident().is_none() {
             driver.mark_incident();
