@@ -19,6 +19,7 @@ use crate::digest::{Builder, StreamCounts};
 use crate::exit::Outcome;
 use crate::incident::{self, fold_skipped, LineAligner, Offer, StreamDigester};
 use crate::notify;
+use crate::retry::{self, Policy};
 use crate::state::{now_rfc3339, StateDir};
 use anyhow::{Context, Result};
 use std::io::Read;
@@ -33,7 +34,6 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{error, info, warn};
 
 const READ_CHUNK: usize = 64 * 1024;
-const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// An open incident's digest is saved at most this long after its last change.
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
 
@@ -142,19 +142,9 @@ fn spawn_reader(
     Ok(())
 }
 
-/// The delay before the `attempt`-th retry (0-based): doubling from 1 s, capped at `max`, with
-/// `jitter` in [0, 1) taking up to a fifth off so that many hosts do not retry in step.
+/// The delay before the `attempt`-th retry (0-based), as [`Policy::watch_cycle`] says.
 pub fn backoff(attempt: u32, max: Duration, jitter: f64) -> Duration {
-    let base = RETRY_FIRST.saturating_mul(1u32 << attempt.min(16)).min(max);
-    base.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0))
-}
-
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    f64::from(nanos % 1000) / 1000.0
+    Policy::watch_cycle(max).delay_after(attempt.saturating_add(1), jitter)
 }
 
 struct Retry {
@@ -349,7 +339,7 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
                         } else {
                             // An error retrying cannot fix is retried at the longest delay only,
                             // so that the fix (a bucket created, a policy granted) is picked up.
-                            if report.permanent {
+                            if report.outcome() == Outcome::Failed {
                                 failures = u32::MAX;
                             }
                             retry = Some(schedule(Mode::Upload, &mut failures, config.retry_max_delay));
@@ -421,7 +411,14 @@ fn start(
         if mode == Mode::Rotate {
             crate::crash::test_panic_point("cycle", &config.state_dir);
         }
-        cycle::run(&config, destination.as_ref(), mode, 1, &cancel, stream)
+        cycle::run(
+            &config,
+            destination.as_ref(),
+            mode,
+            Policy::SHIP_IN_WATCH_CYCLE,
+            &cancel,
+            stream,
+        )
     })
 }
 
@@ -445,7 +442,7 @@ fn settle_digest(handoff: &StreamHandoff, live: &Mutex<Builder>, report: &Result
 }
 
 fn schedule(mode: Mode, failures: &mut u32, max: Duration) -> Retry {
-    let delay = backoff(*failures, max, jitter());
+    let delay = backoff(*failures, max, retry::jitter());
     *failures = failures.saturating_add(1);
     Retry {
         at: Instant::now() + delay,
