@@ -2,10 +2,11 @@
 //! finish what an earlier run left, optionally rotate, compress, ship, prune.
 
 use crate::config::Config;
-use crate::dest;
+use crate::dest::{self, ShipError};
 use crate::digest::sidecar;
 use crate::exit::Outcome;
 use crate::reopen::Reopener;
+use crate::retry::Policy;
 use crate::rotate::rotate_log;
 use crate::spool::{apply_keep, compress, finish_local, ship_pending, Spool};
 use crate::state::{now_rfc3339, ErrorRecord, RotationRecord, StateDir, StateLock};
@@ -14,10 +15,6 @@ use std::sync::atomic::AtomicBool;
 use tracing::{error, info, warn};
 
 pub use crate::digest::stream::StreamHandoff;
-
-/// How many times `rotate` and `upload` try to ship a file on a retryable error before
-/// exiting 3 with the file kept (each S3 request is itself retried by the SDK).
-pub const CLI_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -35,28 +32,29 @@ pub struct Report {
     pub rotated_suffix: Option<u64>,
     pub shipped: Vec<String>,
     pub pending: Vec<String>,
-    pub ship_error: Option<String>,
-    /// The shipping error is one that retrying will not fix.
-    pub permanent: bool,
+    /// What stopped the shipping, when files are left pending.
+    pub ship_error: Option<ShipError>,
 }
 
 impl Report {
+    /// Done, or files left pending: by an error retrying may fix (Pending), or one it will
+    /// not (Failed).
     pub fn outcome(&self) -> Outcome {
-        match (self.pending.is_empty(), self.permanent) {
-            (true, _) => Outcome::Done,
-            (false, false) => Outcome::Pending,
-            (false, true) => Outcome::Failed,
+        match &self.ship_error {
+            _ if self.pending.is_empty() => Outcome::Done,
+            Some(ShipError::Permanent(_)) => Outcome::Failed,
+            _ => Outcome::Pending,
         }
     }
 }
 
 /// Runs one cycle; errors and shipping failures are recorded as the state's last error.
-/// A retryable shipping failure is tried `attempts` times per file before it is left pending.
+/// A retryable shipping failure is retried per file as `retry` says before it is left pending.
 pub fn run(
     config: &Config,
     destination: &dyn dest::Destination,
     mode: Mode,
-    attempts: u32,
+    retry: Policy,
     cancel: &AtomicBool,
     stream: Option<StreamHandoff>,
 ) -> Result<Report> {
@@ -70,13 +68,13 @@ pub fn run(
         mode,
         destination,
         (&state_dir, &lock),
-        attempts,
+        retry,
         cancel,
         stream,
     );
     let failure = match &result {
         Err(e) => Some(format!("{e:#}")),
-        Ok(report) => report.ship_error.clone(),
+        Ok(report) => report.ship_error.as_ref().map(|e| format!("{e:#}")),
     };
     if let Some(message) = failure {
         if let Err(e) = &result {
@@ -100,7 +98,7 @@ fn run_locked(
     mode: Mode,
     destination: &dyn dest::Destination,
     (state_dir, lock): (&StateDir, &StateLock),
-    attempts: u32,
+    retry: Policy,
     cancel: &AtomicBool,
     stream: Option<StreamHandoff>,
 ) -> Result<Report> {
@@ -164,11 +162,35 @@ fn run_locked(
         }
     }
 
-    let shipped = ship_pending(config, destination, state_dir, lock, attempts, cancel)?;
+    let shipped = ship_pending(config, destination, state_dir, lock, retry, cancel)?;
     report.shipped = shipped.shipped;
     report.pending = shipped.pending;
     report.ship_error = shipped.error;
-    report.permanent = shipped.permanent;
     apply_keep(config, state_dir, lock)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(pending: &[&str], error: Option<ShipError>) -> Report {
+        Report {
+            pending: pending.iter().map(|s| s.to_string()).collect(),
+            ship_error: error,
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn files_left_pending_say_whether_a_retry_may_ship_them() {
+        assert_eq!(report(&[], None).outcome(), Outcome::Done);
+        let busy = || ShipError::retryable("the store answered HTTP 503; will retry".into());
+        let missing = || ShipError::permanent("bucket b does not exist".into());
+        assert_eq!(report(&["a.gz"], Some(busy())).outcome(), Outcome::Pending);
+        assert_eq!(
+            report(&["a.gz", "b.gz"], Some(missing())).outcome(),
+            Outcome::Failed
+        );
+    }
 }

@@ -22,6 +22,7 @@ pub mod naming;
 pub mod notify;
 pub mod pargz;
 pub mod reopen;
+pub mod retry;
 pub mod rotate;
 pub mod spool;
 pub mod state;
@@ -32,7 +33,7 @@ use anyhow::Result;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use cli::{Cli, Command};
-use config::{Config, ConfigError, Origins};
+use config::{Config, Origins};
 use exit::Outcome;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -48,21 +49,26 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
-            let code = e.exit_code();
-            if code != 0 && is_watch {
+            // `--help` and `--version` end here too, successfully.
+            let failed = e.exit_code() != 0;
+            if failed && is_watch {
                 // Under syslog-ng stderr is /dev/null: the log file is the only place to say it.
                 logging::init(Some(&log_file_from_args(&args)));
                 tracing::error!("cannot start `fasttrack watch`: {}", e.to_string().trim());
                 watch::hold_before_failing();
             }
-            return ExitCode::from(if code == 0 { exit::OK } else { exit::USAGE });
+            return exit::exit_code(&if failed {
+                Err(e.into())
+            } else {
+                Ok(Outcome::Done)
+            });
         }
     };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(exit::USAGE);
+            return exit::exit_code(&Err(e.into()));
         }
     };
     let origins = origins(&matches);
@@ -72,22 +78,19 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         .log_file
         .clone()
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_LOG_FILE));
-    match run(cli, &origins) {
-        Ok(outcome) => outcome.exit_code(),
-        Err(e) => {
-            eprintln!("fasttrack: {e:#}");
-            if is_watch {
-                // A no-op if logging already started; otherwise config errors reach the file too.
-                logging::init(Some(&log_file));
-            }
-            tracing::error!("{e:#}");
-            let usage = e.downcast_ref::<ConfigError>().is_some();
-            if is_watch {
-                watch::hold_before_failing();
-            }
-            ExitCode::from(if usage { exit::USAGE } else { exit::ERROR })
+    let ended = run(cli, &origins);
+    if let Err(e) = &ended {
+        eprintln!("fasttrack: {e:#}");
+        if is_watch {
+            // A no-op if logging already started; otherwise config errors reach the file too.
+            logging::init(Some(&log_file));
+        }
+        tracing::error!("{e:#}");
+        if is_watch {
+            watch::hold_before_failing();
         }
     }
+    exit::exit_code(&ended)
 }
 
 /// Runs one command with the configuration built from `cli`.
@@ -117,7 +120,7 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
                 &config,
                 destination.as_ref(),
                 mode,
-                cycle::CLI_ATTEMPTS,
+                retry::Policy::SHIP_IN_COMMAND,
                 &AtomicBool::new(false),
                 None,
             )?;
@@ -136,10 +139,10 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
             }
             if let Some(error) = &report.ship_error {
                 eprintln!(
-                    "fasttrack: {error}\nfasttrack: {} file(s) kept, still pending ({}); {}",
+                    "fasttrack: {error:#}\nfasttrack: {} file(s) kept, still pending ({}); {}",
                     report.pending.len(),
                     report.pending.join(", "),
-                    if report.permanent {
+                    if error.is_permanent() {
                         "fix the problem above, then run `fasttrack upload`"
                     } else {
                         "run `fasttrack upload` later (`fasttrack watch` retries by itself)"

@@ -3,7 +3,7 @@
 //! A shipped incident becomes a job in `<state-dir>/notify/` (written before the shipment is
 //! recorded, so a crash can repeat a notification but never lose one). Jobs are delivered by
 //! `watch`'s notifier thread, or once at the end of `rotate`/`upload`, each attempt with a
-//! timeout, retried with backoff for about an hour. Nothing here runs on the path of a
+//! timeout, retried with backoff for about an hour ([`Policy::WEBHOOK`]). Nothing here runs on the path of a
 //! rotation or a shipment: a webhook that fails or hangs delays nothing but itself.
 //!
 //! Secrets: a Slack webhook URL carries its token and a presigned link its signature. Logs
@@ -12,6 +12,7 @@
 use crate::config::{NotifyConfig, NotifyFormat};
 use crate::digest::{render_slack, Digest};
 use crate::fsutil::{atomic_write, create_private_dir, FileAccess};
+use crate::retry::Policy;
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -22,10 +23,6 @@ use tracing::{error, info, warn};
 
 /// One attempt may take this long (connect, send, answer).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts before a notification is given up (about an hour with the backoff below).
-pub const MAX_ATTEMPTS: u32 = 12;
-const FIRST_RETRY: Duration = Duration::from_secs(5);
-const LONGEST_RETRY: Duration = Duration::from_secs(600);
 
 /// A notification waiting to be delivered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,13 +126,6 @@ pub fn payload(format: NotifyFormat, job: &Job) -> serde_json::Value {
     }
 }
 
-/// The delay before attempt `n` (1-based) is retried.
-pub fn retry_delay(attempts: u32) -> Duration {
-    FIRST_RETRY
-        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
-        .min(LONGEST_RETRY)
-}
-
 type HttpClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<Bytes>,
@@ -192,7 +182,8 @@ impl Notifier {
     }
 
     /// Tries every job that is due once. Jobs delivered are removed; the others are
-    /// rescheduled, and given up (with an error in the log) after [`MAX_ATTEMPTS`].
+    /// rescheduled, and given up (with an error in the log) after the attempts of
+    /// [`Policy::WEBHOOK`].
     pub fn deliver_due(&self, state_dir: &Path) -> Delivery {
         let mut out = Delivery::default();
         let now = unix_now();
@@ -218,7 +209,8 @@ impl Notifier {
                 Err(e) => {
                     job.attempts += 1;
                     let message = format!("{e:#}");
-                    if job.attempts >= MAX_ATTEMPTS {
+                    let retry = Policy::WEBHOOK;
+                    if !retry.retries_after(job.attempts) {
                         error!(
                             "giving up notifying {} of {} after {} attempts: {message}",
                             self.config.redacted_url(),
@@ -230,12 +222,13 @@ impl Notifier {
                             .push(format!("{}: {message} (given up)", job.name));
                         continue;
                     }
-                    let delay = retry_delay(job.attempts);
+                    let delay = retry.next_delay(job.attempts);
                     warn!(
-                        "cannot notify {} of {} (attempt {} of {MAX_ATTEMPTS}): {message}; retrying in {delay:?}",
+                        "cannot notify {} of {} (attempt {} of {}): {message}; retrying in {delay:?}",
                         self.config.redacted_url(),
                         job.name,
-                        job.attempts
+                        job.attempts,
+                        retry.max_attempts
                     );
                     job.next_at = unix_now() + delay.as_secs();
                     job.last_error = Some(message.clone());
@@ -373,14 +366,6 @@ mod tests {
         assert_eq!(json["object"]["key"], "p/web1/docker.log-5.gz");
         assert_eq!(json["digest"]["lines"], 1);
         assert_eq!(json["digest"]["statuses"]["502"], 1);
-    }
-
-    #[test]
-    fn retries_back_off_to_ten_minutes() {
-        assert_eq!(retry_delay(1), Duration::from_secs(5));
-        assert_eq!(retry_delay(2), Duration::from_secs(10));
-        assert_eq!(retry_delay(8), Duration::from_secs(600));
-        assert_eq!(retry_delay(40), Duration::from_secs(600));
     }
 
     #[test]

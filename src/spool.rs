@@ -3,14 +3,15 @@
 //! same code: whatever stage a file is found in, the next step is taken from there.
 
 use crate::compress::{describe_gz, gzip_file};
-use crate::config::Config;
-use crate::dest::{is_permanent, Destination, ObjectMeta, Shipped};
+use crate::config::{Config, DestUrl};
+use crate::dest::{Destination, ObjectMeta, ShipError, Shipped};
 use crate::digest::Digest;
 use crate::digest::{scan, sidecar};
 use crate::fsutil::FileAccess;
-use crate::naming::{RotatedName, Stage};
+use crate::naming::{ObjectKey, RotatedName, Stage};
 use crate::notify;
 use crate::reopen::Reopener;
+use crate::retry::Policy;
 use crate::rotate::ensure_closed;
 use crate::state::{now_rfc3339, PlainDigest, ShippedRecord, State, StateDir, StateLock};
 use anyhow::{Context, Result};
@@ -159,22 +160,21 @@ pub fn compress(
 #[derive(Debug, Default)]
 pub struct ShipReport {
     pub shipped: Vec<String>,
-    /// Files still waiting, and the error that stopped the first of them.
+    /// Files still waiting, and the error that stopped the first of them (naming the file,
+    /// where it was going, and whether it will be retried).
     pub pending: Vec<String>,
-    pub error: Option<String>,
-    /// The error is one that retrying will not fix.
-    pub permanent: bool,
+    pub error: Option<ShipError>,
 }
 
 /// Ships every compressed file not yet recorded as shipped, oldest first, recording each
-/// durably as soon as it is shipped. A retryable failure is tried `attempts` times in all
-/// (with a short backoff); the first file that still fails stops the run (the rest stay pending).
+/// durably as soon as it is shipped. A retryable failure is retried as `retry` says
+/// ([`crate::retry`]); the first file that still fails stops the run (the rest stay pending).
 pub fn ship_pending(
     config: &Config,
     dest: &dyn Destination,
     state_dir: &StateDir,
     lock: &StateLock,
-    attempts: u32,
+    retry: Policy,
     cancel: &AtomicBool,
 ) -> Result<ShipReport> {
     let dest_url = config.require_dest()?;
@@ -204,29 +204,14 @@ pub fn ship_pending(
             Some(_) => Some(sidecar_meta(config, &sidecar, &name)?),
             None => None,
         };
-        let ship_both = || -> Result<Shipped> {
+        let ship_both = || -> Result<Shipped, ShipError> {
             if let Some(m) = &sidecar_meta {
                 dest.ship(&sidecar_key, &sidecar, m)?;
             }
             dest.ship(&key, &path, &meta)
         };
         let started = Instant::now();
-        let mut attempt = 1;
-        let outcome = loop {
-            match ship_both() {
-                Err(e)
-                    if attempt < attempts
-                        && !is_permanent(&e)
-                        && !cancel.load(Ordering::Relaxed) =>
-                {
-                    warn!("attempt {attempt} of {attempts} to ship {name} failed: {e:#}");
-                    std::thread::sleep(Duration::from_secs(1 << (attempt - 1).min(4)));
-                    attempt += 1;
-                }
-                other => break other,
-            }
-        };
-        match outcome {
+        match with_retries(retry, cancel, &name, ship_both) {
             Ok(shipped) => {
                 let (bytes, how) = match shipped {
                     Shipped::Written { bytes } => (bytes, "shipped"),
@@ -235,25 +220,7 @@ pub fn ship_pending(
                 // Queued before the shipment is recorded: a crash may repeat a notification,
                 // never lose one.
                 if let (Some(n), Some(d)) = (&config.incident.notify, &digest) {
-                    let (link, link_expires) = match dest.link(&key, n.link_expiry) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            warn!("{e:#}; the notification names the object without a link");
-                            (format!("{dest_url} {key}"), None)
-                        }
-                    };
-                    let job = notify::Job {
-                        name: name.clone(),
-                        dest: dest_url.to_string(),
-                        key: key.to_string(),
-                        bytes,
-                        link,
-                        link_expires,
-                        digest: d.clone(),
-                        attempts: 0,
-                        next_at: 0,
-                        last_error: None,
-                    };
+                    let job = notify_job(dest, dest_url, &key, &name, bytes, d, n.link_expiry);
                     if let Err(e) = notify::enqueue(
                         state_dir.path(),
                         &job,
@@ -283,23 +250,80 @@ pub fn ship_pending(
                 report.shipped.push(name);
             }
             Err(e) => {
-                report.permanent = is_permanent(&e);
-                let message = format!(
-                    "cannot ship {} to {dest_url} as {key}{}: {e:#}",
-                    path.display(),
-                    if report.permanent {
-                        ""
-                    } else {
-                        " (will be retried)"
-                    }
-                );
-                warn!("{message}");
-                report.error = Some(message);
+                let retried = if e.is_permanent() {
+                    ""
+                } else {
+                    " (will be retried)"
+                };
+                let e = e.context(format!(
+                    "cannot ship {} to {dest_url} as {key}{retried}",
+                    path.display()
+                ));
+                warn!("{e:#}");
+                report.error = Some(e);
                 report.pending.push(name);
             }
         }
     }
     Ok(report)
+}
+
+/// Runs `ship` until it succeeds, fails for good, has made the attempts `retry` allows, or
+/// the run is cancelled; a retryable failure is logged and waited out first.
+fn with_retries(
+    retry: Policy,
+    cancel: &AtomicBool,
+    name: &str,
+    mut ship: impl FnMut() -> Result<Shipped, ShipError>,
+) -> Result<Shipped, ShipError> {
+    let mut attempt = 1;
+    loop {
+        match ship() {
+            Err(ShipError::Retryable(e))
+                if retry.retries_after(attempt) && !cancel.load(Ordering::Relaxed) =>
+            {
+                warn!(
+                    "attempt {attempt} of {} to ship {name} failed: {e:#}",
+                    retry.max_attempts
+                );
+                std::thread::sleep(retry.next_delay(attempt));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The notification of a shipped incident, with a link to the object where the destination
+/// gives one.
+fn notify_job(
+    dest: &dyn Destination,
+    dest_url: &DestUrl,
+    key: &ObjectKey,
+    name: &str,
+    bytes: u64,
+    digest: &Digest,
+    link_expiry: Duration,
+) -> notify::Job {
+    let (link, link_expires) = match dest.link(key, link_expiry) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("{e:#}; the notification names the object without a link");
+            (format!("{dest_url} {key}"), None)
+        }
+    };
+    notify::Job {
+        name: name.to_string(),
+        dest: dest_url.to_string(),
+        key: key.to_string(),
+        bytes,
+        link,
+        link_expires,
+        digest: digest.clone(),
+        attempts: 0,
+        next_at: 0,
+        last_error: None,
+    }
 }
 
 /// The digest of a compressed file: its JSON next to it, or (a file rotated by an older
@@ -431,4 +455,66 @@ pub fn apply_keep(config: &Config, state_dir: &StateDir, lock: &StateLock) -> Re
         state_dir.save(&state, lock)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`Policy::SHIP_IN_COMMAND`] with millisecond delays.
+    const FAST: Policy = Policy {
+        first: Duration::from_millis(1),
+        cap: Duration::from_millis(16),
+        ..Policy::SHIP_IN_COMMAND
+    };
+
+    /// Ships with `with_retries`, failing the first `failures` calls with `fail`; returns the
+    /// result and the number of calls.
+    fn run(
+        policy: Policy,
+        cancel: bool,
+        failures: usize,
+        fail: fn() -> ShipError,
+    ) -> (Result<Shipped, ShipError>, usize) {
+        let mut calls = 0;
+        let result = with_retries(policy, &AtomicBool::new(cancel), "docker.log-1.gz", || {
+            calls += 1;
+            if calls <= failures {
+                Err(fail())
+            } else {
+                Ok(Shipped::Written { bytes: 1 })
+            }
+        });
+        (result, calls)
+    }
+
+    fn busy() -> ShipError {
+        ShipError::retryable("the store answered HTTP 503; will retry".into())
+    }
+
+    fn missing() -> ShipError {
+        ShipError::permanent("bucket b does not exist; create it or fix --dest".into())
+    }
+
+    #[test]
+    fn a_retryable_failure_is_tried_as_often_as_the_policy_says() {
+        let (result, calls) = run(FAST, false, 2, busy);
+        assert_eq!((result.unwrap(), calls), (Shipped::Written { bytes: 1 }, 3));
+        let (result, calls) = run(FAST, false, 5, busy);
+        assert!(!result.unwrap_err().is_permanent());
+        assert_eq!(calls, 3);
+        let (result, calls) = run(Policy::SHIP_IN_WATCH_CYCLE, false, 5, busy);
+        assert!(result.is_err());
+        assert_eq!(calls, 1, "watch's loop owns the retries");
+    }
+
+    #[test]
+    fn a_permanent_failure_or_a_cancel_stops_at_once() {
+        let (result, calls) = run(FAST, false, 5, missing);
+        assert!(result.unwrap_err().is_permanent());
+        assert_eq!(calls, 1);
+        let (result, calls) = run(FAST, true, 5, busy);
+        assert!(result.is_err());
+        assert_eq!(calls, 1);
+    }
 }

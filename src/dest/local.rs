@@ -1,10 +1,10 @@
 //! `file:///DIR`: objects are files under DIR, written to a temporary name, fsynced and
 //! renamed into place, so a reader never sees a partial object.
 
-use super::{CheckItem, Destination, ObjectMeta, Permanent, Shipped};
+use super::{CheckItem, Destination, ObjectMeta, ShipError, Shipped};
 use crate::fsutil::{create_new, fsync_dir, rename_noreplace, FileAccess};
 use crate::naming::ObjectKey;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -22,12 +22,14 @@ impl LocalDir {
 }
 
 impl Destination for LocalDir {
-    fn ship(&self, key: &ObjectKey, file: &Path, _meta: &ObjectMeta) -> Result<Shipped> {
+    fn ship(&self, key: &ObjectKey, file: &Path, _meta: &ObjectMeta) -> Result<Shipped, ShipError> {
         if !self.root.is_dir() {
-            bail!(
+            // Retryable: a mount may come back.
+            return Err(anyhow!(
                 "destination directory {} does not exist; create it (or mount it) or fix --dest",
                 self.root.display()
-            );
+            )
+            .into());
         }
         let target = self.root.join(key.as_str());
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
@@ -41,12 +43,11 @@ impl Destination for LocalDir {
             return if same_contents(file, &target)? {
                 Ok(Shipped::AlreadyThere { bytes })
             } else {
-                Err(Permanent(format!(
+                Err(ShipError::permanent(format!(
                     "{} already exists with different contents; fasttrack never overwrites a shipped log: \
                      move it away, or check that no two hosts ship under the same --host",
                     target.display()
-                ))
-                .into())
+                )))
             };
         }
 
@@ -79,7 +80,7 @@ impl Destination for LocalDir {
         })();
         if let Err(e) = copy {
             let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+            return Err(e.into());
         }
         Ok(Shipped::Written { bytes })
     }
@@ -202,7 +203,7 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.to_string().contains("never overwrites"), "{e}");
-        assert!(super::super::is_permanent(&e));
+        assert!(e.is_permanent());
         assert_eq!(
             std::fs::read(out.path().join("web1/docker.log-9.gz")).unwrap(),
             b"theirs"
@@ -218,5 +219,6 @@ mod tests {
             .ship(&ObjectKey::new("", "h", "f"), &file, &meta())
             .unwrap_err();
         assert!(e.to_string().contains("fix --dest"), "{e}");
+        assert!(!e.is_permanent(), "a mount may come back");
     }
 }

@@ -1,5 +1,6 @@
 //! Where rotated logs are shipped. One small trait so the spool does not care whether the
-//! destination is a directory or a bucket. Errors a retry cannot fix carry [`Permanent`].
+//! destination is a directory or a bucket. A failed shipment says whether retrying may fix it
+//! ([`ShipError`]).
 
 pub mod local;
 pub mod s3;
@@ -28,15 +29,48 @@ pub struct ObjectMeta {
     pub metadata: Vec<(String, String)>,
 }
 
-/// An error that retrying will not fix (wrong bucket, credentials, a conflicting object):
-/// the message says what to change. The caller branches on it: `rotate`/`upload` exit 1
-/// instead of 3, and `watch` retries at its longest delay only.
+/// Why a shipment failed, sorted for the callers that branch on it: the spool retries a
+/// [`ShipError::Retryable`] one ([`crate::retry`]), `rotate`/`upload` exit 3 on it and 1 on a
+/// [`ShipError::Permanent`] one, `watch` retries a permanent one at its longest delay only.
+/// Both keep the whole message: `{e:#}` prints its context chain, as anyhow does.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Permanent(pub String);
+pub enum ShipError {
+    /// Retrying may fix it: the store unreachable or busy, a timeout, a local I/O error.
+    #[error(transparent)]
+    Retryable(anyhow::Error),
+    /// Retrying will not fix it (wrong bucket, credentials, a conflicting object): the
+    /// message says what to change.
+    #[error(transparent)]
+    Permanent(anyhow::Error),
+}
 
-pub fn is_permanent(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.is::<Permanent>())
+impl ShipError {
+    pub fn permanent(message: String) -> ShipError {
+        ShipError::Permanent(anyhow::Error::msg(message))
+    }
+
+    pub fn retryable(message: String) -> ShipError {
+        ShipError::Retryable(anyhow::Error::msg(message))
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ShipError::Permanent(_))
+    }
+
+    /// Adds `context` in front of the message; the kind stays.
+    pub fn context(self, context: String) -> ShipError {
+        match self {
+            ShipError::Retryable(e) => ShipError::Retryable(e.context(context)),
+            ShipError::Permanent(e) => ShipError::Permanent(e.context(context)),
+        }
+    }
+}
+
+/// Any other error on the way (reading the file, a task that failed) is worth retrying.
+impl From<anyhow::Error> for ShipError {
+    fn from(e: anyhow::Error) -> ShipError {
+        ShipError::Retryable(e)
+    }
 }
 
 /// One line of `fasttrack check`.
@@ -48,8 +82,8 @@ pub struct CheckItem {
 
 pub trait Destination: Send + Sync {
     /// Writes `file` at `key` completely or not at all, verifying what the destination holds;
-    /// identical existing objects count as shipped, different ones are a [`Permanent`] error.
-    fn ship(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped>;
+    /// identical existing objects count as shipped, different ones are a [`ShipError::Permanent`].
+    fn ship(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped, ShipError>;
 
     /// Reachable, writable, credentials: each as a line of `fasttrack check`.
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem>;
@@ -71,4 +105,37 @@ pub fn open(config: &Config) -> Result<Box<dyn Destination>> {
             Box::new(s3::S3Dest::new(bucket, &config.s3, &config.state_dir)?)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::{anyhow, Context};
+
+    #[test]
+    fn the_message_is_kept_word_for_word_and_context_keeps_the_kind() {
+        let e = ShipError::from(
+            Err::<(), _>(anyhow!("connection refused"))
+                .context("cannot reach s3.local")
+                .unwrap_err(),
+        );
+        assert!(!e.is_permanent());
+        assert_eq!(
+            format!("{e:#}"),
+            "cannot reach s3.local: connection refused"
+        );
+        assert_eq!(e.to_string(), "cannot reach s3.local");
+        let e = ShipError::permanent("bucket b does not exist; create it or fix --dest".into())
+            .context("cannot ship f to s3://b as k".into());
+        assert!(e.is_permanent());
+        assert_eq!(
+            format!("{e:#}"),
+            "cannot ship f to s3://b as k: bucket b does not exist; create it or fix --dest"
+        );
+        // as an anyhow error (a command's result), the chain is the same
+        assert_eq!(
+            format!("{:#}", anyhow::Error::from(e)),
+            "cannot ship f to s3://b as k: bucket b does not exist; create it or fix --dest"
+        );
+    }
 }

@@ -14,13 +14,15 @@
 //!
 //! A multipart upload's id is journalled in the state dir before any part is sent, so that
 //! after a crash the next run aborts it and no orphan parts are left on the store.
-//! Errors are classified once, in [`S3Dest::classify`], as retryable or [`Permanent`].
+//! Errors are classified once, in [`S3Dest::classify`], as retryable or permanent ([`ShipError`]);
+//! how often each request is retried is [`crate::retry::Policy::S3_REQUEST`].
 
-use super::{CheckItem, Destination, ObjectMeta, Permanent, Shipped};
+use super::{CheckItem, Destination, ObjectMeta, ShipError, Shipped};
 use crate::compress::hex;
 use crate::config::{ChecksumMode, ConfigError, S3Options, Sse};
 use crate::fsutil::{atomic_write, create_private_dir, FileAccess};
 use crate::naming::ObjectKey;
+use crate::retry::Policy;
 use anyhow::{anyhow, Context, Result};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -142,6 +144,7 @@ impl S3Dest {
                 tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
+        let sdk_retry = Policy::S3_REQUEST;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
             .timeout_config(
@@ -152,8 +155,9 @@ impl S3Dest {
             )
             .retry_config(
                 RetryConfig::standard()
-                    .with_max_attempts(3)
-                    .with_initial_backoff(Duration::from_millis(200)),
+                    .with_max_attempts(sdk_retry.max_attempts)
+                    .with_initial_backoff(sdk_retry.first)
+                    .with_max_backoff(sdk_retry.cap),
             );
         if let Some(profile) = &opts.profile {
             loader = loader.profile_name(profile);
@@ -219,14 +223,9 @@ impl S3Dest {
         matches!(self.opts.sse, Some(Sse::Kms { .. }))
     }
 
-    /// The one place where S3 errors are sorted into retryable and [`Permanent`], with a
+    /// The one place where S3 errors are sorted into retryable and permanent, with a
     /// message that says what to do.
-    fn classify<E>(
-        &self,
-        err: SdkError<E, HttpResponse>,
-        action: Action,
-        key: &str,
-    ) -> anyhow::Error
+    fn classify<E>(&self, err: SdkError<E, HttpResponse>, action: Action, key: &str) -> ShipError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -236,7 +235,7 @@ impl S3Dest {
         let bucket = &self.bucket;
         let region = &self.region;
         let what = self.url(key);
-        let permanent = |msg: String| anyhow::Error::new(Permanent(msg));
+        let (permanent, retryable) = (ShipError::permanent, ShipError::retryable);
         match (code.as_deref(), status) {
             (Some("NoSuchBucket"), _) | (None | Some("NotFound"), Some(404))
                 if !matches!(action, Action::Head) =>
@@ -283,9 +282,9 @@ impl S3Dest {
             (Some("RequestTimeTooSkewed"), _) => permanent(
                 "the store rejects requests because this host's clock is off: fix the time (NTP)".to_string(),
             ),
-            (Some("BadDigest" | "XAmzContentSHA256Mismatch" | "InvalidDigest"), _) => anyhow!(
+            (Some("BadDigest" | "XAmzContentSHA256Mismatch" | "InvalidDigest"), _) => retryable(format!(
                 "the store received different bytes than were sent for {what} (corrupted in transit?); will retry: {detail}"
-            ),
+            )),
             (_, Some(s)) if (400..=501).contains(&s)
                 && self.crc32_headers()
                 && detail.to_ascii_lowercase().contains("checksum") =>
@@ -302,12 +301,12 @@ impl S3Dest {
             {
                 permanent(format!("the store refused {what} (HTTP {s}): {detail}"))
             }
-            (_, Some(s)) => anyhow!("the store at {} answered HTTP {s} for {what}; will retry: {detail}", self.endpoint),
-            (_, None) if detail.contains("credentials") => anyhow!(
+            (_, Some(s)) => retryable(format!("the store at {} answered HTTP {s} for {what}; will retry: {detail}", self.endpoint)),
+            (_, None) if detail.contains("credentials") => retryable(format!(
                 "no AWS credentials could be loaded ({detail}); set AWS_ACCESS_KEY_ID and \
                  AWS_SECRET_ACCESS_KEY, --profile, --aws-credentials-file, or give the host an instance role"
-            ),
-            (_, None) => anyhow!("cannot reach {} for {what}; will retry: {detail}", self.endpoint),
+            )),
+            (_, None) => retryable(format!("cannot reach {} for {what}; will retry: {detail}", self.endpoint)),
         }
     }
 
@@ -317,7 +316,7 @@ impl S3Dest {
     }
 
     /// Aborts a multipart upload a crashed run left for this key.
-    async fn abort_leftover(&self, key: &ObjectKey) -> Result<()> {
+    async fn abort_leftover(&self, key: &ObjectKey) -> Result<(), ShipError> {
         let journal = self.journal_path(key);
         let Ok(text) = std::fs::read_to_string(&journal) else {
             return Ok(());
@@ -343,11 +342,15 @@ impl S3Dest {
             }
         }
         std::fs::remove_file(&journal)
-            .with_context(|| format!("cannot remove {}", journal.display()))
+            .with_context(|| format!("cannot remove {}", journal.display()))?;
+        Ok(())
     }
 
     /// The object's size and our sha256 metadata, if it exists.
-    async fn head(&self, key: &ObjectKey) -> Result<Option<(u64, Option<String>, Option<String>)>> {
+    async fn head(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<Option<(u64, Option<String>, Option<String>)>, ShipError> {
         match self
             .client
             .head_object()
@@ -373,7 +376,7 @@ impl S3Dest {
         size: u64,
         sha256: &str,
         md5: Option<&str>,
-    ) -> Result<Option<Shipped>> {
+    ) -> Result<Option<Shipped>, ShipError> {
         let Some((existing_size, existing_sha, etag)) = self.head(key).await? else {
             return Ok(None);
         };
@@ -386,12 +389,11 @@ impl S3Dest {
         if same {
             Ok(Some(Shipped::AlreadyThere { bytes: size }))
         } else {
-            Err(Permanent(format!(
+            Err(ShipError::permanent(format!(
                 "{} already exists with different contents ({existing_size} bytes); fasttrack never \
                  overwrites a shipped log: remove it, or check that no two hosts ship under the same --host",
                 self.url(key.as_str())
-            ))
-            .into())
+            )))
         }
     }
 
@@ -399,7 +401,7 @@ impl S3Dest {
     /// upload (some S3-compatible stores would otherwise create the bucket on the fly).
     /// A one-key listing rather than HeadBucket: a HEAD response has no body, so the store
     /// could not say *why* it refused (unknown key id, wrong secret, no such bucket).
-    async fn ensure_bucket(&self, key: &ObjectKey) -> Result<()> {
+    async fn ensure_bucket(&self, key: &ObjectKey) -> Result<(), ShipError> {
         use std::sync::atomic::Ordering;
         if self.bucket_seen.load(Ordering::Relaxed) {
             return Ok(());
@@ -425,18 +427,23 @@ impl S3Dest {
         size: u64,
         sha256: &str,
         md5: Option<&str>,
-    ) -> Result<Shipped> {
+    ) -> Result<Shipped, ShipError> {
         self.compare_existing(key, size, sha256, md5)
             .await?
             .ok_or_else(|| {
-                anyhow!(
+                ShipError::retryable(format!(
                     "{} exists and then vanished; will retry",
                     self.url(key.as_str())
-                )
+                ))
             })
     }
 
-    async fn ship_async(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped> {
+    async fn ship_async(
+        &self,
+        key: &ObjectKey,
+        file: &Path,
+        meta: &ObjectMeta,
+    ) -> Result<Shipped, ShipError> {
         self.ensure_bucket(key).await?;
         self.abort_leftover(key).await?;
         // The sha256 was computed while the file was written: no pass over it here.
@@ -470,10 +477,11 @@ impl S3Dest {
         sha256: &str,
         content_type: &str,
         metadata: HashMap<String, String>,
-    ) -> Result<Shipped> {
+    ) -> Result<Shipped, ShipError> {
         let path = file.to_path_buf();
-        let (body, (md5, crc32)) =
-            tokio::task::spawn_blocking(move || read_whole(&path, size)).await??;
+        let (body, (md5, crc32)) = tokio::task::spawn_blocking(move || read_whole(&path, size))
+            .await
+            .map_err(anyhow::Error::from)??;
         let req = self
             .client
             .put_object()
@@ -509,7 +517,7 @@ impl S3Dest {
         sha256: &str,
         content_type: &str,
         metadata: HashMap<String, String>,
-    ) -> Result<Shipped> {
+    ) -> Result<Shipped, ShipError> {
         let req = self
             .client
             .create_multipart_upload()
@@ -575,7 +583,7 @@ impl S3Dest {
         upload_id: &str,
         file: &Path,
         size: u64,
-    ) -> Result<Vec<SentPart>> {
+    ) -> Result<Vec<SentPart>, ShipError> {
         // S3 allows 10 000 parts: a file too large for the configured size gets larger parts.
         let part_size = self.opts.part_size.max(size.div_ceil(MAX_PARTS));
         let count = size.div_ceil(part_size);
@@ -658,7 +666,7 @@ impl S3Dest {
         size: u64,
         sha256: &str,
         parts: Vec<SentPart>,
-    ) -> Result<Shipped> {
+    ) -> Result<Shipped, ShipError> {
         let mut all = Md5::new();
         for p in &parts {
             all.update(p.md5);
@@ -708,7 +716,7 @@ impl S3Dest {
         size: u64,
         etag: Option<&str>,
         expected: &str,
-    ) -> Result<()> {
+    ) -> Result<(), ShipError> {
         let etag_is_md5 = etag.is_some_and(|e| {
             let hex_part = e.split('-').next().unwrap_or("");
             hex_part.len() == 32 && hex_part.bytes().all(|b| b.is_ascii_hexdigit())
@@ -758,7 +766,7 @@ impl S3Dest {
                         "{} does not exist; list the bucket with `aws s3 ls` and check the key",
                         self.url(key)
                     ),
-                    _ => self.classify(e, Action::Head, key),
+                    _ => self.classify(e, Action::Head, key).into(),
                 })?;
             let mut body = out.body;
             let mut total = 0u64;
@@ -872,7 +880,7 @@ impl S3Dest {
 }
 
 impl Destination for S3Dest {
-    fn ship(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped> {
+    fn ship(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped, ShipError> {
         self.rt.block_on(self.ship_async(key, file, meta))
     }
 
@@ -935,13 +943,12 @@ fn brief<E: ProvideErrorMetadata + std::error::Error + 'static>(
     }
 }
 
-fn mismatch(url: &str, got: &str, expected: &str) -> anyhow::Error {
-    Permanent(format!(
+fn mismatch(url: &str, got: &str, expected: &str) -> ShipError {
+    ShipError::permanent(format!(
         "the store does not hold the bytes that were sent for {url} ({got}, expected MD5 {expected}); \
          nothing is kept under that name. If the store mishandles checksum headers, set --checksum \
          when-required; otherwise check what sits between this host and the store"
     ))
-    .into()
 }
 
 fn is_precondition_failed<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {

@@ -21,6 +21,7 @@ use crate::digest::stream::{self, StreamDigest, StreamDigester};
 use crate::digest::Builder;
 use crate::exit::Outcome;
 use crate::notify;
+use crate::retry::{self, Policy};
 use crate::state::{now_rfc3339, StateDir};
 use anyhow::{Context, Result};
 use machine::{CycleEnd, WatchLoop};
@@ -34,7 +35,6 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tracing::{error, info, warn};
 
-const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// How long a new `watch` waits for the one it replaces to save its state and go.
 const HANDOVER_WAIT: Duration = Duration::from_secs(10);
 
@@ -52,19 +52,9 @@ pub fn run(config: Config) -> Result<Outcome> {
     outcome
 }
 
-/// The delay before the `attempt`-th retry (0-based): doubling from 1 s, capped at `max`, with
-/// `jitter` in [0, 1) taking up to a fifth off so that many hosts do not retry in step.
+/// The delay before the `attempt`-th retry (0-based), as [`Policy::watch_cycle`] says.
 pub fn retry_delay(attempt: u32, max: Duration, jitter: f64) -> Duration {
-    let base = RETRY_FIRST.saturating_mul(1u32 << attempt.min(16)).min(max);
-    base.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0))
-}
-
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    f64::from(nanos % 1000) / 1000.0
+    Policy::watch_cycle(max).delay_after(attempt.saturating_add(1), jitter)
 }
 
 /// What the loop works with besides its decisions.
@@ -123,7 +113,14 @@ impl Driver {
             if mode == Mode::Rotate {
                 crate::crash::test_panic_point("cycle", &config.state_dir);
             }
-            cycle::run(&config, destination.as_ref(), mode, 1, &cancel, stream)
+            cycle::run(
+                &config,
+                destination.as_ref(),
+                mode,
+                Policy::SHIP_IN_WATCH_CYCLE,
+                &cancel,
+                stream,
+            )
         }));
     }
 
@@ -165,7 +162,7 @@ fn cycle_end(report: &Result<Report>) -> CycleEnd {
     match report {
         Ok(r) if r.pending.is_empty() => CycleEnd::Clean,
         Ok(r) => CycleEnd::Pending {
-            permanent: r.permanent,
+            permanent: r.outcome() == Outcome::Failed,
         },
         Err(_) => CycleEnd::Failed,
     }
@@ -309,7 +306,7 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
                     // The cycle already logged and recorded its error.
                     error!("fast-track failed; the incident stays pending and is retried");
                 }
-                let after = machine.on_cycle_end(cycle_end(&report), Instant::now(), jitter());
+                let after = machine.on_cycle_end(cycle_end(&report), Instant::now(), retry::jitter());
                 if after.clear_incident {
                     if let Err(e) = driver.state_dir.clear_incident() {
                         warn!("{e:#}");
