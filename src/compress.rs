@@ -110,7 +110,7 @@ fn write_part(
         gz_bytes: summary.gz_bytes,
         lines: summary.lines,
         crc32: summary.crc32,
-        gz_sha256: hex(&summary.gz_sha256),
+        gz_sha256: hex::encode(summary.gz_sha256),
     })
 }
 
@@ -159,16 +159,12 @@ pub fn describe_gz(gz: &Path) -> Result<Compressed> {
         gz_bytes: hashing.bytes,
         lines,
         crc32: crc.finalize(),
-        gz_sha256: hex(&hashing.sha.finalize()),
+        gz_sha256: hex::encode(hashing.sha.finalize()),
     })
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn bytecount(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 #[cfg(test)]
@@ -196,7 +192,7 @@ mod tests {
         assert_eq!(stats.lines, 10_000);
         assert_eq!(stats.crc32, crc32fast::hash(body.as_bytes()));
         let on_disk = std::fs::read(&gz).unwrap();
-        assert_eq!(stats.gz_sha256, hex(&Sha256::digest(&on_disk)));
+        assert_eq!(stats.gz_sha256, hex::encode(Sha256::digest(&on_disk)));
         assert_eq!(stats.gz_bytes, on_disk.len() as u64);
         assert_eq!(describe_gz(&gz).unwrap(), stats);
         assert_eq!(stats.plain_bytes, body.len() as u64);

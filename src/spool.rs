@@ -362,7 +362,7 @@ fn sidecar_meta(config: &Config, sidecar: &Path, log_name: &str) -> Result<Objec
         std::fs::read(sidecar).with_context(|| format!("cannot read {}", sidecar.display()))?;
     Ok(ObjectMeta {
         content_type: "application/json",
-        sha256: crate::compress::hex(&sha2::Sha256::digest(&bytes)),
+        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
         metadata: vec![
             ("host".to_string(), config.host.clone()),
             ("source-log".to_string(), config.log.display().to_string()),

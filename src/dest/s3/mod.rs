@@ -1,0 +1,520 @@
+//! `s3://BUCKET[/PREFIX]`: verified uploads to S3 or an S3-compatible store.
+//!
+//! Small files go up with one PutObject, larger ones as a multipart upload read from disk part
+//! by part, each part streamed from the file (memory does not grow with the part size).
+//!
+//! Checksums are computed here, in one pass over each part before it is sent, never by the
+//! SDK: its default wraps streamed bodies in aws-chunked framing with a CRC32 trailer, which
+//! cost 7 s per GiB against a local store (BENCHMARKS.md, figure 6). Every request carries
+//! Content-MD5 and, with `--checksum when-supported` (the default), `x-amz-checksum-crc32` as a
+//! plain header (the upload is created with the CRC32 algorithm, so the object keeps it).
+//! What the store says it holds is compared with what was sent: the ETag with our MD5 (single
+//! part) or with the MD5 of the part MD5s (multipart). A store that rejects the checksum
+//! headers is answered with an error naming `--checksum when-required` (Content-MD5 only).
+//!
+//! A multipart upload's id is journalled in the state dir before any part is sent, so that
+//! after a crash the next run aborts it and no orphan parts are left on the store.
+//! Errors are classified once, in [`S3Dest::classify`], as retryable or permanent ([`ShipError`]);
+//! how often each request is retried is [`crate::retry::Policy::S3_REQUEST`].
+
+use super::{CheckItem, Destination, ObjectMeta, ShipError, Shipped};
+use crate::config::{ChecksumMode, ConfigError, S3Options, Sse};
+use crate::fsutil::{atomic_write, create_private_dir, FileAccess};
+use crate::naming::ObjectKey;
+use crate::retry::Policy;
+use anyhow::{anyhow, Context, Result};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::{
+    ProvideCredentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    SharedCredentialsProvider,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
+};
+use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls;
+use aws_smithy_types::base64::encode as base64;
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Read buffer of the parts streamed from disk.
+const STREAM_BUFFER: usize = 256 * 1024;
+
+/// The most parts a multipart upload may have.
+const MAX_PARTS: u64 = 10_000;
+
+/// Object metadata keys (sent as x-amz-meta-*).
+const META_SHA256: &str = "sha256";
+
+/// Storage class and server-side encryption, on PutObject and CreateMultipartUpload alike
+/// (two builder types with the same setters).
+macro_rules! with_object_options {
+    ($dest:expr, $req:expr) => {{
+        let mut req = $req;
+        if let Some(class) = &$dest.opts.storage_class {
+            req = req.storage_class(StorageClass::from(class.as_str()));
+        }
+        match &$dest.opts.sse {
+            None => req,
+            Some(Sse::Aes256) => req.server_side_encryption(ServerSideEncryption::Aes256),
+            Some(Sse::Kms { key_id }) => req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(key_id.clone()),
+        }
+    }};
+}
+
+// After the macro: the submodules use it.
+mod check;
+mod errors;
+mod multipart;
+
+use errors::{is_precondition_failed, mismatch, Action};
+
+pub struct S3Dest {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    credentials: Option<SharedCredentialsProvider>,
+    bucket: String,
+    region: String,
+    endpoint: String,
+    opts: S3Options,
+    uploads_dir: PathBuf,
+    /// HeadBucket succeeded once: the bucket exists and is reachable with these credentials.
+    bucket_seen: std::sync::atomic::AtomicBool,
+}
+
+impl S3Dest {
+    pub fn new(bucket: &str, opts: &S3Options, state_dir: &Path) -> Result<Self> {
+        for (flag, file) in [
+            ("--aws-config-file", &opts.aws_config_file),
+            ("--aws-credentials-file", &opts.aws_credentials_file),
+        ] {
+            if let Some(f) = file {
+                if !f.is_file() {
+                    return Err(ConfigError(format!(
+                        "{flag} {}: no such file; create it or fix {flag}",
+                        f.display()
+                    ))
+                    .into());
+                }
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime for S3")?;
+        // One TLS stack: rustls with ring.
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let sdk_retry = Policy::S3_REQUEST;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(opts.upload_timeout)
+                    .build(),
+            )
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(sdk_retry.max_attempts)
+                    .with_initial_backoff(sdk_retry.first)
+                    .with_max_backoff(sdk_retry.cap),
+            );
+        if let Some(profile) = &opts.profile {
+            loader = loader.profile_name(profile);
+        }
+        // Explicit files, because syslog-ng's child may have no HOME to find ~/.aws in.
+        if opts.aws_config_file.is_some() || opts.aws_credentials_file.is_some() {
+            let mut files = EnvConfigFiles::builder();
+            files = match &opts.aws_config_file {
+                Some(f) => files.with_file(EnvConfigFileKind::Config, f),
+                None => files.include_default_config_file(true),
+            };
+            files = match &opts.aws_credentials_file {
+                Some(f) => files.with_file(EnvConfigFileKind::Credentials, f),
+                None => files.include_default_credentials_file(true),
+            };
+            loader = loader.profile_files(files.build());
+        }
+        if let Some(region) = &opts.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &opts.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let sdk = rt.block_on(loader.load());
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".to_string());
+        // The request checksums are ours (see the module doc): the SDK computes none.
+        let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .region(Region::new(region.clone()))
+            .force_path_style(opts.path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
+        if opts.checksum == ChecksumMode::WhenRequired {
+            conf = conf.response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        }
+        Ok(S3Dest {
+            rt,
+            client: Client::from_conf(conf.build()),
+            credentials: sdk.credentials_provider(),
+            bucket: bucket.to_string(),
+            endpoint: opts
+                .endpoint_url
+                .clone()
+                .unwrap_or_else(|| format!("s3.{region}.amazonaws.com")),
+            region,
+            opts: opts.clone(),
+            uploads_dir: state_dir.join("uploads"),
+            bucket_seen: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// Whether requests carry `x-amz-checksum-crc32` (besides Content-MD5).
+    fn crc32_headers(&self) -> bool {
+        self.opts.checksum == ChecksumMode::WhenSupported
+    }
+
+    fn is_kms(&self) -> bool {
+        matches!(self.opts.sse, Some(Sse::Kms { .. }))
+    }
+
+    /// The object's size and our sha256 metadata, if it exists.
+    async fn head(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<Option<(u64, Option<String>, Option<String>)>, ShipError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some((
+                out.content_length().unwrap_or(0).max(0) as u64,
+                out.metadata().and_then(|m| m.get(META_SHA256).cloned()),
+                out.e_tag().map(|e| e.trim_matches('"').to_string()),
+            ))),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(self.classify(e, Action::Head, key.as_str())),
+        }
+    }
+
+    /// An object already at the key: the same bytes count as shipped, anything else is a conflict.
+    async fn compare_existing(
+        &self,
+        key: &ObjectKey,
+        size: u64,
+        sha256: &str,
+        md5: Option<&str>,
+    ) -> Result<Option<Shipped>, ShipError> {
+        let Some((existing_size, existing_sha, etag)) = self.head(key).await? else {
+            return Ok(None);
+        };
+        let same = existing_size == size
+            && match (existing_sha.as_deref(), md5, etag.as_deref()) {
+                (Some(s), _, _) => s == sha256,
+                (None, Some(m), Some(e)) => m == e,
+                _ => false,
+            };
+        if same {
+            Ok(Some(Shipped::AlreadyThere { bytes: size }))
+        } else {
+            Err(ShipError::permanent(format!(
+                "{} already exists with different contents ({existing_size} bytes); fasttrack never \
+                 overwrites a shipped log: remove it, or check that no two hosts ship under the same --host",
+                self.url(key.as_str())
+            )))
+        }
+    }
+
+    /// Once per process: a missing bucket or a wrong region is reported as such, before any
+    /// upload (some S3-compatible stores would otherwise create the bucket on the fly).
+    /// A one-key listing rather than HeadBucket: a HEAD response has no body, so the store
+    /// could not say *why* it refused (unknown key id, wrong secret, no such bucket).
+    async fn ensure_bucket(&self, key: &ObjectKey) -> Result<(), ShipError> {
+        use std::sync::atomic::Ordering;
+        if self.bucket_seen.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let dir = key.as_str().rsplit_once('/').map_or("", |(d, _)| d);
+        self.client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("{dir}/"))
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| self.classify(e, Action::List, key.as_str()))?;
+        self.bucket_seen.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `If-None-Match: *` failed: the object appeared since our HeadObject (an earlier run of
+    /// ours finishing late); it counts as shipped only if it holds our bytes.
+    async fn written_meanwhile(
+        &self,
+        key: &ObjectKey,
+        size: u64,
+        sha256: &str,
+        md5: Option<&str>,
+    ) -> Result<Shipped, ShipError> {
+        self.compare_existing(key, size, sha256, md5)
+            .await?
+            .ok_or_else(|| {
+                ShipError::retryable(format!(
+                    "{} exists and then vanished; will retry",
+                    self.url(key.as_str())
+                ))
+            })
+    }
+
+    async fn ship_async(
+        &self,
+        key: &ObjectKey,
+        file: &Path,
+        meta: &ObjectMeta,
+    ) -> Result<Shipped, ShipError> {
+        self.ensure_bucket(key).await?;
+        self.abort_leftover(key).await?;
+        // The sha256 was computed while the file was written: no pass over it here.
+        let sha256 = meta.sha256.clone();
+        let size = std::fs::metadata(file)
+            .with_context(|| format!("cannot stat {}", file.display()))?
+            .len();
+        if let Some(shipped) = self.compare_existing(key, size, &sha256, None).await? {
+            return Ok(shipped);
+        }
+        let mut metadata: HashMap<String, String> = meta
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), ascii(v)))
+            .collect();
+        metadata.insert(META_SHA256.to_string(), sha256.clone());
+        if size <= self.opts.part_size {
+            self.put_single(key, file, size, &sha256, meta.content_type, metadata)
+                .await
+        } else {
+            self.put_multipart(key, file, size, &sha256, meta.content_type, metadata)
+                .await
+        }
+    }
+
+    async fn put_single(
+        &self,
+        key: &ObjectKey,
+        file: &Path,
+        size: u64,
+        sha256: &str,
+        content_type: &str,
+        metadata: HashMap<String, String>,
+    ) -> Result<Shipped, ShipError> {
+        let path = file.to_path_buf();
+        let (body, (md5, crc32)) = tokio::task::spawn_blocking(move || read_whole(&path, size))
+            .await
+            .map_err(anyhow::Error::from)??;
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .body(ByteStream::from(body))
+            .content_length(size as i64)
+            .content_md5(base64(md5))
+            .set_checksum_crc32(self.crc32_headers().then(|| base64(crc32.to_be_bytes())))
+            .content_type(content_type)
+            .set_metadata(Some(metadata))
+            .if_none_match("*");
+        let req = with_object_options!(self, req);
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) if is_precondition_failed(&e) => {
+                return self
+                    .written_meanwhile(key, size, sha256, Some(&hex::encode(md5)))
+                    .await;
+            }
+            Err(e) => return Err(self.classify(e, Action::Put, key.as_str())),
+        };
+        let etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
+        self.verify(key, size, etag.as_deref(), &hex::encode(md5))
+            .await?;
+        Ok(Shipped::Written { bytes: size })
+    }
+
+    /// Checks that the store holds what was sent. The ETag is compared when it is an MD5
+    /// (not with SSE-KMS); otherwise, and when the store returns none, the size is.
+    async fn verify(
+        &self,
+        key: &ObjectKey,
+        size: u64,
+        etag: Option<&str>,
+        expected: &str,
+    ) -> Result<(), ShipError> {
+        let etag_is_md5 = etag.is_some_and(|e| {
+            let hex_part = e.split('-').next().unwrap_or("");
+            hex_part.len() == 32 && hex_part.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        let ok = if etag_is_md5 && !self.is_kms() {
+            etag == Some(expected)
+        } else {
+            self.head(key).await?.is_some_and(|(s, _, _)| s == size)
+        };
+        if ok {
+            return Ok(());
+        }
+        // What is stored is not what we sent: never leave it under the final name.
+        if let Err(e) = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+        {
+            warn!(
+                "cannot remove the mismatched {}: {}",
+                self.url(key.as_str()),
+                DisplayErrorContext(&e)
+            );
+        }
+        Err(mismatch(
+            &self.url(key.as_str()),
+            &format!("ETag {}", etag.unwrap_or("(none)")),
+            expected,
+        ))
+    }
+
+    /// Streams the object at `key` (a full key, no prefix added) into `sink`.
+    pub fn read_object(&self, key: &str, sink: &mut dyn std::io::Write) -> Result<u64> {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| match e.code() {
+                    Some("NoSuchKey") => anyhow!(
+                        "{} does not exist; list the bucket with `aws s3 ls` and check the key",
+                        self.url(key)
+                    ),
+                    _ => self.classify(e, Action::Head, key).into(),
+                })?;
+            let mut body = out.body;
+            let mut total = 0u64;
+            while let Some(chunk) = body
+                .try_next()
+                .await
+                .with_context(|| format!("cannot read {}", self.url(key)))?
+            {
+                total += chunk.len() as u64;
+                sink.write_all(&chunk)
+                    .with_context(|| format!("cannot digest {}", self.url(key)))?;
+            }
+            Ok(total)
+        })
+    }
+}
+
+impl Destination for S3Dest {
+    fn ship(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped, ShipError> {
+        self.rt.block_on(self.ship_async(key, file, meta))
+    }
+
+    fn link(&self, key: &ObjectKey, expiry: Duration) -> Result<(String, Option<String>)> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expiry)
+            .map_err(|e| anyhow!("cannot presign a link valid for {expiry:?}: {e}"))?;
+        let request = self
+            .rt
+            .block_on(
+                self.client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key.as_str())
+                    .presigned(config),
+            )
+            .map_err(|e| {
+                anyhow!(
+                    "cannot presign a link to {}: {}",
+                    self.url(key.as_str()),
+                    DisplayErrorContext(&e)
+                )
+            })?;
+        let until = chrono::Utc::now()
+            + chrono::Duration::from_std(expiry).unwrap_or_else(|_| chrono::Duration::days(7));
+        Ok((
+            request.uri().to_string(),
+            Some(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ))
+    }
+
+    fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem> {
+        self.rt.block_on(self.check_async(probe_key))
+    }
+}
+
+/// Reads a whole (single-part) file, with its MD5 and CRC32.
+fn read_whole(path: &Path, len: u64) -> Result<(Bytes, ([u8; 16], u32))> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let md5: [u8; 16] = Md5::digest(&buf).into();
+    let crc32 = crc32fast::hash(&buf);
+    Ok((Bytes::from(buf), (md5, crc32)))
+}
+
+/// S3 metadata values travel as HTTP headers: keep them ASCII.
+fn ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_md5_is_base64_of_the_digest() {
+        let md5: [u8; 16] = Md5::digest(b"").into();
+        assert_eq!(base64(md5), "1B2M2Y8AsgTpgAmY7PhCfg==");
+        assert_eq!(base64(0x1c291ca3u32.to_be_bytes()), "HCkcow==");
+    }
+
+    #[test]
+    fn metadata_values_stay_ascii() {
+        assert_eq!(ascii("/var/log/dockér.log"), "/var/log/dock?r.log");
+    }
+}
