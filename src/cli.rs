@@ -1,7 +1,18 @@
-//! The command line (the public contract). Parsing only: no defaults that matter and no logic;
-//! `Config::load` merges these with the environment, the config file and the defaults.
+//! The settings (the public contract), each defined once: a field below is a flag, its
+//! `FASTTRACK_*` variable (clap) and the config file key of the same name (serde). Its type is
+//! its typed value (src/config/values.rs, choices.rs), read through the same `FromStr` from all
+//! three. Parsing only: no defaults that matter and no logic; `Config::load` merges the command
+//! line with the config file and the defaults.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::config::choices::{ChecksumMode, NotifyFormat, SseAlgorithm, StorageClass};
+use crate::config::values::{
+    Concurrency, EndpointUrl, Given, HostName, IgnorePattern, Keep, Level, LinkExpiry, MatchRule,
+    NonZeroDuration, OrBlank, PartSize, Threads, Toggle, Top, WebhookUrl,
+};
+use crate::config::DestUrl;
+pub use crate::config::ReopenMethod;
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -67,7 +78,8 @@ impl Command {
     }
 }
 
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct CommonArgs {
     /// The log syslog-ng writes; rotated files live beside it [default: /var/log/docker.log]
     #[arg(long, env = "FASTTRACK_LOG", global = true, value_name = "PATH")]
@@ -75,11 +87,11 @@ pub struct CommonArgs {
 
     /// Where rotated logs are shipped: s3://BUCKET[/PREFIX] or file:///DIR; objects are <PREFIX>/<HOST>/<file>
     #[arg(long, env = "FASTTRACK_DEST", global = true, value_name = "URL")]
-    pub dest: Option<String>,
+    pub dest: Option<Given<DestUrl>>,
 
     /// Host name used in object keys [default: the system hostname]
     #[arg(long, env = "FASTTRACK_HOST", global = true, value_name = "NAME")]
-    pub host: Option<String>,
+    pub host: Option<Given<HostName>>,
 
     /// Lock file and state [default: /var/lib/fasttrack]
     #[arg(long, env = "FASTTRACK_STATE_DIR", global = true, value_name = "DIR")]
@@ -104,7 +116,7 @@ pub struct CommonArgs {
 
     /// How many shipped rotated files to keep locally; unshipped files are never deleted [default: 10]
     #[arg(long, env = "FASTTRACK_KEEP", global = true, value_name = "N")]
-    pub keep: Option<String>,
+    pub keep: Option<Given<Keep>>,
 
     /// fasttrack's own log (stdout and stderr are lost under syslog-ng) [default: /var/log/fasttrack.log]
     #[arg(long, env = "FASTTRACK_LOG_FILE", global = true, value_name = "PATH")]
@@ -117,7 +129,7 @@ pub struct CommonArgs {
         global = true,
         value_name = "1-9"
     )]
-    pub compression_level: Option<String>,
+    pub compression_level: Option<Given<Level>>,
 
     /// Threads that compress a rotated file; the output is one ordinary .gz either way
     /// [default: the CPUs available, at most 8]
@@ -127,7 +139,7 @@ pub struct CommonArgs {
         global = true,
         value_name = "N"
     )]
-    pub compression_threads: Option<String>,
+    pub compression_threads: Option<Given<Threads>>,
 
     /// How long to wait for syslog-ng to close the rotated file before falling back to
     /// waiting until its size is stable [default: 10s]
@@ -137,7 +149,7 @@ pub struct CommonArgs {
         global = true,
         value_name = "DURATION"
     )]
-    pub close_timeout: Option<String>,
+    pub close_timeout: Option<Given<NonZeroDuration>>,
 
     /// Longest delay between two attempts of `watch` to ship a pending file [default: 60s]
     #[arg(
@@ -146,17 +158,18 @@ pub struct CommonArgs {
         global = true,
         value_name = "DURATION"
     )]
-    pub retry_max_delay: Option<String>,
+    pub retry_max_delay: Option<Given<NonZeroDuration>>,
 }
 
 /// Options of the s3:// destination. Credentials come from the standard AWS chain (environment,
 /// shared files, web identity, ECS, instance role), never from the command line.
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
 #[command(next_help_heading = "S3 destination")]
 pub struct S3Args {
     /// AWS region [default: from the AWS config chain, else us-east-1]
     #[arg(long, env = "FASTTRACK_REGION", global = true, value_name = "REGION")]
-    pub region: Option<String>,
+    pub region: Option<Given<OrBlank<String>>>,
 
     /// S3-compatible endpoint (MinIO, Ceph, R2...), e.g. http://127.0.0.1:9000
     #[arg(
@@ -165,16 +178,16 @@ pub struct S3Args {
         global = true,
         value_name = "URL"
     )]
-    pub endpoint_url: Option<String>,
+    pub endpoint_url: Option<Given<OrBlank<EndpointUrl>>>,
 
     /// Address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT (most S3-compatible stores)
     #[arg(long, env = "FASTTRACK_PATH_STYLE", global = true, value_name = "BOOL",
           num_args = 0..=1, default_missing_value = "true")]
-    pub path_style: Option<String>,
+    pub path_style: Option<Given<Toggle>>,
 
     /// AWS profile of the shared config files
     #[arg(long, env = "FASTTRACK_PROFILE", global = true, value_name = "NAME")]
-    pub profile: Option<String>,
+    pub profile: Option<Given<OrBlank<String>>>,
 
     /// AWS shared config file (instead of ~/.aws/config: syslog-ng's child may have no HOME)
     #[arg(
@@ -201,7 +214,7 @@ pub struct S3Args {
         global = true,
         value_name = "CLASS"
     )]
-    pub storage_class: Option<String>,
+    pub storage_class: Option<Given<OrBlank<StorageClass>>>,
 
     /// Server-side encryption: AES256 or aws:kms
     #[arg(
@@ -210,7 +223,7 @@ pub struct S3Args {
         global = true,
         value_name = "AES256|aws:kms"
     )]
-    pub sse: Option<String>,
+    pub sse: Option<Given<OrBlank<SseAlgorithm>>>,
 
     /// KMS key for --sse aws:kms [default: the account's aws/s3 key]
     #[arg(
@@ -219,15 +232,15 @@ pub struct S3Args {
         global = true,
         value_name = "KEY"
     )]
-    pub sse_kms_key_id: Option<String>,
+    pub sse_kms_key_id: Option<Given<OrBlank<String>>>,
 
     /// when-supported (AWS) or when-required (stores that reject or mangle the SDK's default checksums) [default: when-supported]
     #[arg(long, env = "FASTTRACK_CHECKSUM", global = true, value_name = "WHEN")]
-    pub checksum: Option<String>,
+    pub checksum: Option<Given<OrBlank<ChecksumMode>>>,
 
     /// Files larger than this go up as multipart uploads of parts this size (5MiB..5GiB) [default: 16MiB]
     #[arg(long, env = "FASTTRACK_PART_SIZE", global = true, value_name = "SIZE")]
-    pub part_size: Option<String>,
+    pub part_size: Option<Given<PartSize>>,
 
     /// Parts uploaded at once, each streamed from the file [default: 4]
     #[arg(
@@ -236,7 +249,7 @@ pub struct S3Args {
         global = true,
         value_name = "N"
     )]
-    pub upload_concurrency: Option<String>,
+    pub upload_concurrency: Option<Given<Concurrency>>,
 
     /// Longest time one request to the store may take [default: 5m]
     #[arg(
@@ -245,11 +258,12 @@ pub struct S3Args {
         global = true,
         value_name = "DURATION"
     )]
-    pub upload_timeout: Option<String>,
+    pub upload_timeout: Option<Given<NonZeroDuration>>,
 }
 
 /// What makes an incident, what is left out of it, and who is told.
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
 #[command(next_help_heading = "Incident digest and notification")]
 pub struct IncidentArgs {
     /// The lines of a whole log that belong to an incident, for `digest` and for rotations
@@ -260,22 +274,23 @@ pub struct IncidentArgs {
         global = true,
         value_name = "REGEX"
     )]
-    pub match_: Option<String>,
+    #[serde(rename = "match")]
+    pub match_: Option<Given<MatchRule>>,
 
     /// Snooze lines matching REGEX (repeatable): they neither open an incident nor count in
     /// its digest, and stay in the shipped log
     #[arg(long, env = "FASTTRACK_IGNORE", global = true, value_name = "REGEX")]
-    pub ignore: Vec<String>,
+    pub ignore: Vec<Given<IgnorePattern>>,
 
     /// How many entries each list of the digest keeps (messages, hosts, programs) [default: 10]
     #[arg(long, env = "FASTTRACK_TOP", global = true, value_name = "N")]
-    pub top: Option<String>,
+    pub top: Option<Given<Top>>,
 
     /// POST a message to this webhook when an incident has been shipped (Slack incoming
     /// webhook, or any URL with --notify-format json). A secret: set notify in the config file
     /// or FASTTRACK_NOTIFY, since `watch` refuses it on the command line
     #[arg(long, env = "FASTTRACK_NOTIFY", global = true, value_name = "URL")]
-    pub notify: Option<String>,
+    pub notify: Option<Given<WebhookUrl>>,
 
     /// slack (incoming-webhook JSON with a text) or json (the digest and the link) [default: slack]
     #[arg(
@@ -284,7 +299,7 @@ pub struct IncidentArgs {
         global = true,
         value_name = "FORMAT"
     )]
-    pub notify_format: Option<String>,
+    pub notify_format: Option<Given<NotifyFormat>>,
 
     /// How long the download link in a notification works (an S3 presigned URL: at most 7d) [default: 7d]
     #[arg(
@@ -293,7 +308,7 @@ pub struct IncidentArgs {
         global = true,
         value_name = "DURATION"
     )]
-    pub notify_link_expiry: Option<String>,
+    pub notify_link_expiry: Option<Given<LinkExpiry>>,
 }
 
 #[derive(Debug, Default, Args)]
@@ -307,44 +322,14 @@ pub struct DigestArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct WatchArgs {
     /// Fast-track once the 5xx stream has been quiet this long [default: 30s]
     #[arg(long, env = "FASTTRACK_QUIET", value_name = "DURATION")]
-    pub quiet: Option<String>,
+    pub quiet: Option<Given<NonZeroDuration>>,
 
     /// Fast-track at the latest this long after an incident opened, even if errors never stop [default: 10m]
     #[arg(long, env = "FASTTRACK_MAX_WAIT", value_name = "DURATION")]
-    pub max_wait: Option<String>,
-}
-
-/// How to ask syslog-ng to reopen its file destinations after the rename.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReopenMethod {
-    /// control socket, then syslog-ng-ctl, then SIGUSR1
-    Auto,
-    /// REOPEN on syslog-ng's control socket
-    Socket,
-    /// `syslog-ng-ctl reopen`
-    Ctl,
-    /// SIGUSR1 to the pid in the pidfile
-    Usr1,
-    /// SIGHUP (a full reload: syslog-ng then SIGTERMs and restarts `watch`)
-    Hup,
-    /// Nothing writes the log, or its writer reopens by itself: rotate without asking or waiting
-    None,
-}
-
-impl ReopenMethod {
-    pub fn name(self) -> &'static str {
-        match self {
-            ReopenMethod::Auto => "auto",
-            ReopenMethod::Socket => "socket",
-            ReopenMethod::Ctl => "ctl",
-            ReopenMethod::Usr1 => "usr1",
-            ReopenMethod::Hup => "hup",
-            ReopenMethod::None => "none",
-        }
-    }
+    pub max_wait: Option<Given<NonZeroDuration>>,
 }
