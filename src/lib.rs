@@ -192,7 +192,8 @@ fn origins(matches: &ArgMatches) -> Origins {
     let mut origins = Origins::default();
     let mut collect = |m: &ArgMatches| {
         for id in m.ids() {
-            let flag = format!("--{}", id.as_str().replace('_', "-"));
+            // `match_` is the field of `--match` (a keyword in Rust).
+            let flag = format!("--{}", id.as_str().trim_end_matches('_').replace('_', "-"));
             match m.value_source(id.as_str()) {
                 Some(ValueSource::EnvVariable) => origins.from_env.insert(flag),
                 Some(ValueSource::CommandLine) => origins.on_command_line.insert(flag),

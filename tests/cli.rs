@@ -65,6 +65,19 @@ fn bad_configuration_exits_2_and_names_the_setting() {
         stderr(&out)
     );
 
+    // ... `--match` too (its field is `match_`, which once named it `--match-`).
+    let out = env
+        .fasttrack("digest", &["/dev/null"])
+        .env("FASTTRACK_MATCH", "(")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("FASTTRACK_MATCH \"(\" is not a valid regular expression"),
+        "{}",
+        stderr(&out)
+    );
+
     // A missing explicit config file is an error that names it.
     let out = std::process::Command::new(BIN)
         .args(["rotate", "-c", "/nonexistent/fasttrack.toml"])

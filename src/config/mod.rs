@@ -74,8 +74,7 @@ pub struct S3Options {
     pub profile: Option<String>,
     pub aws_config_file: Option<PathBuf>,
     pub aws_credentials_file: Option<PathBuf>,
-    /// The storage class's name, as the SDK takes it (`values::StorageClass`).
-    pub storage_class: Option<String>,
+    pub storage_class: Option<choices::StorageClass>,
     pub sse: Option<Sse>,
     pub checksum: ChecksumMode,
     pub part_size: u64,
@@ -295,8 +294,7 @@ fn s3_options(src: &Sources) -> anyhow::Result<S3Options> {
             .is_some_and(|p| p.0),
         storage_class: src
             .value("storage-class", |l| &l.s3.storage_class)?
-            .and_then(|c| c.0)
-            .map(|c| c.name()),
+            .and_then(|c| c.0),
         sse: sse(src)?,
         checksum: src
             .value("checksum", |l| &l.s3.checksum)?

@@ -246,7 +246,10 @@ fn s3_destinations_and_options() {
             key_id: Some("alias/logs".into())
         })
     );
-    assert_eq!(c.s3.storage_class.as_deref(), Some("STANDARD_IA"));
+    assert_eq!(
+        c.s3.storage_class.map(|c| c.name()).as_deref(),
+        Some("STANDARD_IA")
+    );
     assert!(c.s3.path_style);
     assert_eq!(c.s3.checksum, ChecksumMode::WhenRequired);
     assert_eq!(parse_size("5242880"), Some(5 << 20));

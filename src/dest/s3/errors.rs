@@ -81,7 +81,7 @@ impl S3Dest {
             )),
             (Some("InvalidStorageClass"), _) => permanent(format!(
                 "the store rejects storage class {:?}; fix --storage-class",
-                self.opts.storage_class.as_deref().unwrap_or("")
+                self.opts.storage_class.map(|c| c.name()).unwrap_or_default()
             )),
             (Some(c), _) if c.starts_with("KMS.") => permanent(format!(
                 "KMS refused to encrypt {what} ({c}): check --sse-kms-key-id and that the credentials may use the key"

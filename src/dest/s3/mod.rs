@@ -63,8 +63,8 @@ const META_SHA256: &str = "sha256";
 macro_rules! with_object_options {
     ($dest:expr, $req:expr) => {{
         let mut req = $req;
-        if let Some(class) = &$dest.opts.storage_class {
-            req = req.storage_class(StorageClass::from(class.as_str()));
+        if let Some(class) = $dest.opts.storage_class {
+            req = req.storage_class(StorageClass::from(class.name().as_str()));
         }
         match &$dest.opts.sse {
             None => req,
