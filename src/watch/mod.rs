@@ -22,14 +22,14 @@ use crate::digest::Builder;
 use crate::exit::Outcome;
 use crate::notify;
 use crate::retry::{self, Policy};
-use crate::state::{now_rfc3339, StateDir};
+use crate::state::{now_rfc3339, StateDir, WatchLock};
 use anyhow::{Context, Result};
 use machine::{CycleEnd, WatchLoop};
 use reader::{Input, ReaderCounts};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
@@ -168,11 +168,57 @@ fn cycle_end(report: &Result<Report>) -> CycleEnd {
     }
 }
 
+/// The reader's two ways of telling the loop that lines arrived.
+struct Inputs {
+    rx: mpsc::Receiver<Input>,
+    /// Only lines that are no incident lines arrived.
+    counted: Arc<Notify>,
+    sigterm: Signal,
+    sigint: Signal,
+    sighup: Signal,
+}
+
 async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result<Outcome> {
+    let (mut driver, mut machine, inputs, handover) = start_up(config, destination).await?;
+    let fatal = event_loop(&mut driver, &mut machine, inputs).await?;
+    // Start no new rotation; the running step finishes or is abandoned where it is safe.
+    driver.finish().await;
+    if machine.incident_pending() {
+        if driver.state_dir.incident().is_none() {
+            driver.mark_incident();
+        }
+        info!("an incident is pending: the next watch fast-tracks it after its quiet period");
+    }
+    // Held until here: the next watch then takes the incident over whole.
+    drop(handover);
+    match fatal {
+        Some(why) => {
+            error!(
+                "watch stopped: {why}; exiting with an error so that syslog-ng starts a new one"
+            );
+            Ok(Outcome::Failed)
+        }
+        None => {
+            info!("watch stopped");
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+/// Starts the threads, takes over what an earlier watch left, and starts the first cycle
+/// (finishing what an earlier run left, in the background: stdin keeps flowing).
+async fn start_up(
+    config: Arc<Config>,
+    destination: Arc<dyn Destination>,
+) -> Result<(Driver, WatchLoop, Inputs, Option<WatchLock>)> {
     let state_dir = StateDir::open(&config.state_dir)?;
     crate::crash::mark_incident_on_panic(state_dir.path().to_path_buf());
+    // Handled from the start: a stop asked for while waiting for an earlier watch is graceful.
+    let sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let counts = Arc::new(ReaderCounts::default());
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, rx) = mpsc::channel(4);
     // stdin is drained from the start; what an earlier watch left is taken over below.
     let (digester, digest) = StreamDigester::start(
         Builder::new("stream"),
@@ -200,31 +246,8 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
             Some(kick_tx)
         }
     };
-    // On a reload the old watch is still stopping (saving its digest, marking its incident):
-    // its incident is taken over once it has let go (docs/rotation.md).
-    let handover = {
-        let dir = state_dir.path().to_path_buf();
-        tokio::task::spawn_blocking(move || StateDir::existing(&dir).watch_lock(HANDOVER_WAIT))
-            .await
-            .context("cannot wait for the previous watch")??
-    };
-    if handover.is_none() {
-        warn!(
-            "an earlier watch still holds {} after {HANDOVER_WAIT:?}: taking over its incident as it is",
-            state_dir.path().join("watch.lock").display()
-        );
-    }
-    let last_suffix = state_dir.load()?.last_suffix;
+    let handover = take_over(&state_dir, &digest).await?;
     let resumed = state_dir.incident();
-    digest.take_over(stream::load_open(
-        state_dir.path(),
-        last_suffix,
-        resumed.is_some(),
-    ));
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut sighup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
-
     info!(
         "watch started (pid {}): log {}, destination {}, quiet {:?}, max wait {:?}, reopen {}",
         std::process::id(),
@@ -237,7 +260,7 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
     if let Some(since) = &resumed {
         info!("resuming the incident open since {since}: fast-tracked after the next quiet period");
     }
-    let mut machine = WatchLoop::new(
+    let machine = WatchLoop::new(
         config.quiet,
         config.max_wait,
         config.retry_max_delay,
@@ -256,14 +279,51 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
         handoff: None,
         lines_before: 0,
     };
-    // Every start first finishes what an earlier run left (in the background: stdin keeps flowing).
     driver.start(Mode::Upload);
-    // Why the loop stopped, when it was not asked to.
-    let fatal: Option<String> = loop {
+    let inputs = Inputs {
+        rx,
+        counted,
+        sigterm,
+        sigint,
+        sighup,
+    };
+    Ok((driver, machine, inputs, handover))
+}
+
+/// On a reload the old watch is still stopping (saving its digest, marking its incident):
+/// its incident is taken over once it has let go (docs/rotation.md).
+async fn take_over(state_dir: &StateDir, digest: &StreamDigest) -> Result<Option<WatchLock>> {
+    let dir = state_dir.path().to_path_buf();
+    let handover =
+        tokio::task::spawn_blocking(move || StateDir::existing(&dir).watch_lock(HANDOVER_WAIT))
+            .await
+            .context("cannot wait for the previous watch")??;
+    if handover.is_none() {
+        warn!(
+            "an earlier watch still holds {} after {HANDOVER_WAIT:?}: taking over its incident as it is",
+            state_dir.path().join("watch.lock").display()
+        );
+    }
+    let last_suffix = state_dir.load()?.last_suffix;
+    digest.take_over(stream::load_open(
+        state_dir.path(),
+        last_suffix,
+        state_dir.incident().is_some(),
+    ));
+    Ok(handover)
+}
+
+/// Events until the stop; returns why it stopped when it was not asked to.
+async fn event_loop(
+    driver: &mut Driver,
+    machine: &mut WatchLoop,
+    mut inputs: Inputs,
+) -> Result<Option<String>> {
+    loop {
         let next = machine.next_wakeup();
         tokio::select! {
-            _ = counted.notified() => machine.on_other_lines(Instant::now()),
-            input = rx.recv() => match input {
+            _ = inputs.counted.notified() => machine.on_other_lines(Instant::now()),
+            input = inputs.rx.recv() => match input {
                 Some(Input::Activity) => {
                     crate::crash::test_panic_point("main", driver.state_dir.path());
                     if machine.on_incident_lines(Instant::now()) {
@@ -273,15 +333,15 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
                 }
                 Some(Input::Eof) => {
                     info!("stdin closed by syslog-ng; stopping");
-                    break None;
+                    return Ok(None);
                 }
-                Some(Input::Fatal(why)) => break Some(why),
+                Some(Input::Fatal(why)) => return Ok(Some(why)),
                 // Every sender is gone without a word: the reader thread ended abnormally.
-                None => break Some("the stdin reader thread is gone".to_string()),
+                None => return Ok(Some("the stdin reader thread is gone".to_string())),
             },
-            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break None; }
-            _ = sigint.recv() => { info!("SIGINT: stopping"); break None; }
-            _ = sighup.recv() => { info!("SIGHUP: stopping"); break None; }
+            _ = inputs.sigterm.recv() => { info!("SIGTERM: stopping"); return Ok(None); }
+            _ = inputs.sigint.recv() => { info!("SIGINT: stopping"); return Ok(None); }
+            _ = inputs.sighup.recv() => { info!("SIGHUP: stopping"); return Ok(None); }
             _ = async { sleep_until(next.unwrap_or_else(Instant::now)).await }, if next.is_some() => {
                 let wakeup = machine.on_wakeup(Instant::now());
                 if wakeup.persist {
@@ -300,7 +360,7 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
                 driver.job = None;
                 let report = result.map_err(anyhow::Error::from).and_then(|r| r);
                 if !driver.cycle_done(&report) {
-                    break Some("the notification thread is gone".to_string());
+                    return Ok(Some("the notification thread is gone".to_string()));
                 }
                 if report.is_err() && machine.cycle_running_mode() == Some(Mode::Rotate) {
                     // The cycle already logged and recorded its error.
@@ -316,29 +376,6 @@ async fn watch(config: Arc<Config>, destination: Arc<dyn Destination>) -> Result
                     info!("retrying in {delay:?}");
                 }
             }
-        }
-    };
-
-    // Start no new rotation; the running step finishes or is abandoned where it is safe.
-    driver.finish().await;
-    // Held until the incident is marked below: the next watch then takes it over whole.
-    let _handover = handover;
-    if machine.incident_pending() {
-        if driver.state_dir.incident().is_none() {
-            driver.mark_incident();
-        }
-        info!("an incident is pending: the next watch fast-tracks it after its quiet period");
-    }
-    match fatal {
-        Some(why) => {
-            error!(
-                "watch stopped: {why}; exiting with an error so that syslog-ng starts a new one"
-            );
-            Ok(Outcome::Failed)
-        }
-        None => {
-            info!("watch stopped");
-            Ok(Outcome::Done)
         }
     }
 }
