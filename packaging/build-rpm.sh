@@ -4,8 +4,8 @@
 #
 # 1. installs what it needs if missing (apt: rpm rpmlint binutils man-db groff-base bzip2
 #    selinux-policy-dev; pip: ziglang + cargo-zigbuild),
-# 2. builds the binary against glibc 2.28 (RHEL 8) with cargo zigbuild, and fasttrack-gen-docs,
-# 3. generates the man page and the completions, and stages everything in
+# 2. builds the binary against glibc 2.28 (RHEL 8) with cargo zigbuild,
+# 3. generates the man page and the completions (`fasttrack generate-docs`), and stages everything in
 #    $FASTTRACK_STAGE (default <repo>/target/rpm-stage; the layout is described in the spec),
 # 4. runs rpmbuild -bb in a temporary _topdir and copies the RPMs to OUT_DIR.
 #
@@ -78,7 +78,7 @@ export SOURCE_DATE_EPOCH
 log "cargo zigbuild --release --target $target.$glibc (fasttrack $version)"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 (cd "$repo" && cargo zigbuild --release --target "$target.$glibc" --target-dir "$target_dir" \
-  --bin fasttrack --bin fasttrack-gen-docs)
+  --bin fasttrack)
 bindir=$target_dir/$target/release
 [ -x "$bindir/fasttrack" ] || { echo "build-rpm.sh: $bindir/fasttrack was not built" >&2; exit 1; }
 
@@ -87,7 +87,7 @@ log "staging in $stage"
 rm -rf "$stage"
 mkdir -p "$stage/bin" "$stage/gen" "$stage/src/selinux"
 cp -p "$bindir/fasttrack" "$stage/bin/"
-"$bindir/fasttrack-gen-docs" "$stage/gen" >/dev/null
+"$bindir/fasttrack" generate-docs "$stage/gen" >/dev/null
 cp -p "$here/fasttrack.toml" "$repo/syslog-ng/fasttrack.conf" "$repo/README.md" \
   "$repo/CHANGELOG.md" "$stage/src/"
 for f in fasttrack.te fasttrack.fc fasttrack.if; do

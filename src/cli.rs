@@ -63,6 +63,16 @@ pub enum Command {
     Check,
     /// Print the incident digest of log files (plain or gzipped, local or s3://BUCKET/KEY)
     Digest(DigestArgs),
+    /// Write the man page and shell completions into a directory (for packagers)
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateDocsArgs {
+    /// Where to write fasttrack.1, fasttrack.bash, _fasttrack and fasttrack.fish
+    #[arg(value_name = "OUT_DIR")]
+    pub out: std::path::PathBuf,
 }
 
 impl Command {
@@ -74,6 +84,7 @@ impl Command {
             Command::Status => "status",
             Command::Check => "check",
             Command::Digest(_) => "digest",
+            Command::GenerateDocs(_) => "generate-docs",
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod debounce;
 pub mod dest;
 pub mod digest;
 pub mod digest_command;
+pub mod docs;
 pub mod exit;
 pub mod fsutil;
 pub mod logging;
@@ -29,7 +30,7 @@ pub mod state;
 pub mod status;
 pub mod watch;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use cli::{Cli, Command};
@@ -95,6 +96,10 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 /// Runs one command with the configuration built from `cli`.
 pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
+    if let Command::GenerateDocs(args) = &cli.command {
+        // Needs no configuration: packagers run it at build time.
+        return generate_docs(&args.out);
+    }
     let config = Config::load(&cli, origins)?;
     for warning in &config.warnings {
         eprintln!("fasttrack: warning: {warning}");
@@ -103,6 +108,7 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
         Command::Status => status::run(&config),
         Command::Check => check::run(&config),
         Command::Digest(args) => digest_command::run(&config, &args),
+        Command::GenerateDocs(args) => generate_docs(&args.out),
         Command::Watch(_) => {
             config.require_dest()?;
             logging::init(Some(&config.log_file));
@@ -166,6 +172,16 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
             Ok(report.outcome())
         }
     }
+}
+
+/// `fasttrack generate-docs OUT_DIR`: the man page and completions, for packagers.
+fn generate_docs(out: &std::path::Path) -> Result<Outcome> {
+    let files = docs::generate(out)
+        .with_context(|| format!("cannot write the docs into {}", out.display()))?;
+    for file in files {
+        println!("{}", file.display());
+    }
+    Ok(Outcome::Done)
 }
 
 /// `--log-file` as given on a command line that clap rejected (best effort), or the default.

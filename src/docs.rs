@@ -1,39 +1,20 @@
-//! `fasttrack-gen-docs OUT_DIR`: writes the man page `fasttrack.1` and the shell completions
-//! (`fasttrack.bash`, `_fasttrack`, `fasttrack.fish`) generated from the clap definition in
-//! `src/cli.rs`, so that they can never disagree with the binary. Used by
-//! `packaging/build-rpm.sh`; the man page date comes from `SOURCE_DATE_EPOCH` when it is set.
+//! The man page `fasttrack.1` and the shell completions (`fasttrack.bash`, `_fasttrack`,
+//! `fasttrack.fish`), generated from the clap definition in [`crate::cli`] so that they can
+//! never disagree with the binary: `fasttrack generate-docs OUT_DIR` (a hidden subcommand,
+//! used by `packaging/build-rpm.sh`). The man page's date comes from `SOURCE_DATE_EPOCH` when
+//! it is set.
 
+use crate::cli::Cli;
 use clap::CommandFactory;
 use clap_complete::Shell;
 use clap_mangen::roff::{bold, italic, roman, Roff};
 use clap_mangen::Man;
-use fasttrack::cli::Cli;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 const BIN: &str = "fasttrack";
 
-fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    let (Some(out), None) = (args.next(), args.next()) else {
-        eprintln!("usage: fasttrack-gen-docs OUT_DIR");
-        return ExitCode::from(2);
-    };
-    match generate(Path::new(&out)) {
-        Ok(files) => {
-            for f in files {
-                println!("{}", f.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("fasttrack-gen-docs: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Writes the man page and the completions into `out`; returns the files written.
+pub fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out)?;
     let mut written = vec![write_man(out)?];
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
@@ -165,6 +146,10 @@ fn extra_sections(cmd: &clap::Command) -> Roff {
             "3",
             "Rotated (or nothing to rotate), but a file is still waiting to be shipped after a temporary failure; retry later (watch retries by itself). For status: a file is pending.",
         ),
+        (
+            "70",
+            "Internal error: a panic in any thread, whose reason is in fasttrack's log; watch then ends whole so that syslog-ng starts a new one.",
+        ),
     ] {
         r.control("TP", []);
         r.text([bold(code)]);
@@ -191,7 +176,7 @@ fn extra_sections(cmd: &clap::Command) -> Roff {
         ),
         (
             "/var/lib/fasttrack/",
-            "The state dir (default of --state-dir): lock, state.toml, the incident marker and uploads/, the journal of multipart uploads in progress.",
+            "The state dir (default of --state-dir): lock, watch.lock, state.toml, the incident marker, incident-digest.json, notify/ (notifications waiting) and uploads/ (the journal of multipart uploads in progress).",
         ),
         (
             "/var/log/fasttrack.log",
