@@ -432,6 +432,17 @@ pub(crate) fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// The default incident rule with `ignore` patterns, for the tests of every submodule.
+#[cfg(test)]
+pub(crate) fn test_rules(ignore: &[&str]) -> crate::config::IncidentConfig {
+    crate::config::IncidentConfig {
+        select: regex::bytes::Regex::new(DEFAULT_MATCH).unwrap(),
+        ignore: regex::bytes::RegexSet::new(ignore).unwrap(),
+        top: 10,
+        notify: None,
+    }
+}
+
 /// A fixed "now" for the tests of every submodule.
 #[cfg(test)]
 pub(crate) fn test_now() -> DateTime<Utc> {

@@ -304,14 +304,7 @@ pub fn scan_written(
 mod tests {
     use super::*;
 
-    fn rules(ignore: &[&str]) -> IncidentConfig {
-        IncidentConfig {
-            select: regex::bytes::Regex::new(crate::digest::DEFAULT_MATCH).unwrap(),
-            ignore: regex::bytes::RegexSet::new(ignore).unwrap(),
-            top: 10,
-            notify: None,
-        }
-    }
+    use crate::digest::test_rules as rules;
 
     #[test]
     fn lines_split_across_writes_and_overlong_lines_are_cut() {

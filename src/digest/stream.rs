@@ -334,14 +334,7 @@ fn fold_skipped(b: &mut Builder, skipped: &Mutex<StreamCounts>) {
 mod tests {
     use super::*;
 
-    fn rules(ignore: &[&str]) -> IncidentConfig {
-        IncidentConfig {
-            select: regex::bytes::Regex::new(crate::digest::DEFAULT_MATCH).unwrap(),
-            ignore: regex::bytes::RegexSet::new(ignore).unwrap(),
-            top: 10,
-            notify: None,
-        }
-    }
+    use crate::digest::test_rules as rules;
 
     fn wait_idle(d: &StreamDigest) {
         let wait = std::time::Instant::now();
