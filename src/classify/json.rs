@@ -214,22 +214,11 @@ fn lower_eq(key: &[u8], names: &[&[u8]]) -> bool {
 }
 
 fn top_status_key(key: &[u8]) -> bool {
-    lower_eq(
-        key,
-        &[
-            b"status",
-            b"status_code",
-            b"statusCode",
-            b"http_status",
-            b"httpStatus",
-            b"http.status_code",
-            b"http.status",
-        ],
-    )
+    super::is_status_key(key)
 }
 
 fn nested_status_key(key: &[u8]) -> bool {
-    lower_eq(key, &[b"status", b"status_code", b"statusCode"])
+    lower_eq(key, &[b"status", b"status_code", b"statuscode"])
 }
 
 fn container_key(key: &[u8]) -> bool {

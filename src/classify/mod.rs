@@ -244,17 +244,6 @@ fn timers_before(line: &[u8], slash: usize) -> bool {
     false
 }
 
-/// Status keys of `key=value` lines, lower case; `http.`/`response.` prefixed forms too.
-const KV_KEYS: [&[u8]; 7] = [
-    b"status",
-    b"status_code",
-    b"statuscode",
-    b"http_status",
-    b"httpstatus",
-    b"http_status_code",
-    b"response_status",
-];
-
 fn tatus_finder() -> &'static memmem::Finder<'static> {
     static F: OnceLock<memmem::Finder<'static>> = OnceLock::new();
     F.get_or_init(|| memmem::Finder::new(b"tatus"))
@@ -341,26 +330,27 @@ fn key_value_status(line: &[u8]) -> Option<u16> {
     None
 }
 
-/// `status`, `http_status`, `http.status_code`, `response.status`, ... (case-insensitive).
-fn is_status_key(key: &[u8]) -> bool {
-    if key.len() > 20 {
+/// A status key, in any case: `status`, `status_code` or `statusCode`, alone or after `http`,
+/// `http.`, `http_`, `response.` or `response_` (the shipped filter's family of names).
+pub(crate) fn is_status_key(key: &[u8]) -> bool {
+    if key.len() > 24 {
         return false;
     }
-    let mut lower = [0u8; 20];
+    let mut lower = [0u8; 24];
     for (l, k) in lower.iter_mut().zip(key) {
         *l = k.to_ascii_lowercase();
     }
     let lower = &lower[..key.len()];
-    let plain = |k: &[u8]| KV_KEYS.contains(&k);
-    if plain(lower) {
-        return true;
-    }
-    for prefix in [&b"http."[..], b"response."] {
-        if let Some(rest) = lower.strip_prefix(prefix) {
-            return matches!(rest, b"status" | b"status_code" | b"statuscode");
-        }
-    }
-    false
+    let rest = [&b"http."[..], b"http_", b"response.", b"response_", b"http"]
+        .iter()
+        .find_map(|p| lower.strip_prefix(*p))
+        .unwrap_or(lower);
+    is_plain_status_key(rest)
+}
+
+/// `status`, `status_code` or `statuscode` (lower case).
+fn is_plain_status_key(lower: &[u8]) -> bool {
+    matches!(lower, b"status" | b"status_code" | b"statuscode")
 }
 
 mod json;

@@ -43,12 +43,15 @@ pub(crate) const TEMPLATE_MAX: usize = 300;
 /// (`f_5xxERR-hook`; a test keeps the two the same): a 5xx right after a request's protocol,
 /// after HAProxy's timers, in a JSON status field or a `status=` field. It only pre-selects:
 /// [`crate::classify`] decides. Written in the syntax PCRE (syslog-ng) and the regex crate
-/// read alike: no backslashes, no lookaround.
+/// read alike: no backslashes, no lookaround. Key names are spelled out (`[Ss]tatus`), not
+/// `(?i:...)`: a case-insensitive group after an optional prefix made whole-log scans five
+/// times slower (0.69 s instead of 0.13 s for that branch on 200 MiB); the classifier reads
+/// keys in any case.
 pub const DEFAULT_MATCH: &str = concat!(
     r#"(^|[[:blank:](])HTTP/[0-9.]{1,4}"?[[:blank:]]{1,8}5[0-9]{2}([^0-9A-Za-z_.]|$)"#,
     r#"|(^|[[:blank:]])-?[0-9]+/-?[0-9]+/-?[0-9]+/-?[0-9]+/[+]?-?[0-9]+[[:blank:]]5[0-9]{2}([[:blank:]]|$)"#,
-    r#"|"(?i:status|status_code|statusCode|http_status|httpStatus)"[[:blank:]]*:[[:blank:]]*"?5[0-9]{2}([^0-9]|$)"#,
-    r#"|(^|[[:blank:],;{(&?|])(?i:status|status_code|statusCode|http_status|httpStatus|http_status_code|response_status|http[.]status|http[.]status_code|http[.]statusCode|response[.]status|response[.]status_code|response[.]statusCode)="?5[0-9]{2}([^0-9]|$)"#,
+    r#"|"(http[._]?|response[._])?[Ss]tatus(_?[Cc]ode)?"[[:blank:]]*:[[:blank:]]*"?5[0-9]{2}([^0-9]|$)"#,
+    r#"|(^|[[:blank:],;{(&?|])(http[._]?|response[._])?[Ss]tatus(_?[Cc]ode)?="?5[0-9]{2}([^0-9]|$)"#,
 );
 
 /// The article's rule, kept for compatibility (`--match` or the snippet's comment): it also
