@@ -228,7 +228,11 @@ fn run_locked(
 
     let started = tally.begin(Step::Ship);
     let shipped = ship_pending(config, destination, state_dir, lock, retry, cancel)?;
-    tally.end(Step::Ship, started);
+    // A cycle with nothing to ship leaves the last shipment's duration in place.
+    if !(shipped.shipped.is_empty() && shipped.pending.is_empty()) {
+        tally.took(Step::Ship, started.elapsed().as_secs_f64());
+    }
+    tally.step = None;
     tally.change.shipped_files = shipped.shipped.len() as u64;
     tally.change.shipped_bytes = shipped.shipped_bytes;
     report.shipped = shipped.shipped;
@@ -248,6 +252,39 @@ mod tests {
             ship_error: error,
             ..Report::default()
         }
+    }
+
+    /// The failure kind each ending counts (`fasttrack_failures_total{kind}`).
+    #[test]
+    fn a_cycle_counts_its_failure_by_the_step_it_failed_in() {
+        let failures = |step: Option<Step>, result: Result<Report>| {
+            let mut t = Tally {
+                step,
+                ..Tally::default()
+            };
+            t.finish(&result);
+            (t.change.failures, t.change.last_success.is_some())
+        };
+        let failed = || Err(anyhow::anyhow!("boom"));
+        let (f, ok) = failures(Some(Step::Rotate), failed());
+        assert_eq!((f.reopen, f.get(FailureKind::Compress), ok), (1, 0, false));
+        assert_eq!(failures(Some(Step::CloseWait), failed()).0.reopen, 1);
+        assert_eq!(failures(Some(Step::Compress), failed()).0.compress, 1);
+        assert_eq!(failures(Some(Step::Ship), failed()).0.temporary, 1);
+        let (f, _) = failures(None, failed());
+        assert_eq!(f, crate::metrics::Failures::default(), "the lock: no kind");
+        let missing = ShipError::permanent("bucket b does not exist".into());
+        let (f, ok) = failures(None, Ok(report(&["a.gz"], Some(missing))));
+        assert_eq!((f.permanent, f.temporary, ok), (1, 0, false));
+        let busy = ShipError::retryable("HTTP 503".into());
+        assert_eq!(
+            failures(None, Ok(report(&["a.gz"], Some(busy))))
+                .0
+                .temporary,
+            1
+        );
+        let (f, ok) = failures(None, Ok(report(&[], None)));
+        assert_eq!((f, ok), (crate::metrics::Failures::default(), true));
     }
 
     #[test]

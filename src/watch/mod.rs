@@ -331,13 +331,16 @@ async fn start_up(
         metrics_failing: false,
     };
     driver.start(Mode::Upload);
+    let mut metrics_tick = tokio::time::interval_at(Instant::now() + METRICS_EVERY, METRICS_EVERY);
+    // After a long pause (a suspended host), one write, not a burst of them.
+    metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let inputs = Inputs {
         rx,
         counted,
         sigterm,
         sigint,
         sighup,
-        metrics_tick: tokio::time::interval_at(Instant::now() + METRICS_EVERY, METRICS_EVERY),
+        metrics_tick,
     };
     Ok((driver, machine, inputs, handover))
 }
