@@ -60,7 +60,7 @@ has_lines() { # FILE LINE...: every LINE is a line of FILE
   }
 }
 rpm -qlp "$main_rpm" >"$work/main.list" 2>&1
-check "rpm -qlp fasttrack lists the binary, config, snippet, man page, completions, state dir, docs" \
+check "rpm -qlp fasttrack lists the binary, config, snippet, man page, completions, state dir, alert rules, docs" \
   has_lines "$work/main.list" \
   /usr/bin/fasttrack \
   /etc/fasttrack \
@@ -71,6 +71,8 @@ check "rpm -qlp fasttrack lists the binary, config, snippet, man page, completio
   /usr/share/zsh/site-functions/_fasttrack \
   /usr/share/fish/vendor_completions.d/fasttrack.fish \
   /var/lib/fasttrack \
+  /usr/share/fasttrack \
+  /usr/share/fasttrack/fasttrack.rules.yml \
   /usr/share/doc/fasttrack/README.md \
   /usr/share/doc/fasttrack/CHANGELOG.md
 rpm -qlp "$selinux_rpm" >"$work/selinux.list" 2>&1
@@ -144,6 +146,9 @@ check_mode /var/lib/fasttrack "750 root:root"
 check_mode /usr/bin/fasttrack "755 root:root"
 check "the packaged fasttrack.toml is packaging/fasttrack.toml" \
   cmp "$root/etc/fasttrack/fasttrack.toml" "$here/fasttrack.toml"
+check_mode /usr/share/fasttrack/fasttrack.rules.yml "644 root:root"
+check "the packaged alert rules are packaging/fasttrack.rules.yml" \
+  cmp "$root/usr/share/fasttrack/fasttrack.rules.yml" "$here/fasttrack.rules.yml"
 check "the packaged syslog-ng snippet is syslog-ng/fasttrack.conf" \
   cmp "$root/etc/syslog-ng/conf.d/fasttrack.conf" "$repo/syslog-ng/fasttrack.conf"
 check "the packaged policy module is a valid bzip2 file" \

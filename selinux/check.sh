@@ -229,6 +229,18 @@ expect_exact "giving a file the log group (CAP_CHOWN) is denied without an audit
     --dontaudit -s fasttrack_t -c capability
 
 # ---------------------------------------------------------------------------------------
+# --metrics-file: node_exporter's textfile directory (no label of its own on RHEL or Debian).
+
+expect_exact "metrics: temp file written, chmod 0644, renamed over fasttrack.prom" \
+    "allow fasttrack_t fasttrack_metrics_t:file { append create getattr ioctl link lock open read rename setattr unlink write };" \
+    -A -s fasttrack_t -t fasttrack_metrics_t -c file
+expect_exact "metrics: entries added and removed in the directory, which is never created or removed" \
+    "allow fasttrack_t fasttrack_metrics_t:dir { add_name getattr ioctl lock open read remove_name search write };" \
+    -A -s fasttrack_t -t fasttrack_metrics_t -c dir
+expect_exact "metrics: nothing written to var_lib_t (the rest of /var/lib)" "" \
+    -A -s fasttrack_t -t var_lib_t -c file,dir -p write,create,add_name,rename,setattr
+
+# ---------------------------------------------------------------------------------------
 # No write access outside var_log_t and fasttrack_var_lib_t, except these justified
 # TYPE:CLASS pairs, each limited to the permissions listed ("*" = any).
 declare -A ALLOWED=(
@@ -237,6 +249,10 @@ declare -A ALLOWED=(
     [var_log_t:dir]='*'
     [fasttrack_var_lib_t:file]='*'
     [fasttrack_var_lib_t:dir]='*'
+    # --metrics-file: files in node_exporter's textfile directory, which fasttrack never
+    # creates or removes itself (asserted exactly below).
+    [fasttrack_metrics_t:file]='append create getattr ioctl link lock open read rename setattr unlink write'
+    [fasttrack_metrics_t:dir]='add_name getattr ioctl lock open read remove_name search write'
     # Its own process: pipes to self (tokio, syslog-ng-ctl stdout/stderr) and its own
     # /proc/self files (every domain may write its own /proc/self/attr, base policy).
     [fasttrack_t:fifo_file]='append getattr ioctl lock open read write'
@@ -293,7 +309,7 @@ if rules=$(q -A -s fasttrack_t -c "$FILE_CLASSES" -p "$WRITE_PERMS"); then
     if [ "$nwrite" -eq 0 ]; then
         bad "write check: sesearch found no write rule at all (expected var_log_t)"
     elif [ "$nbad" -eq 0 ]; then
-        ok "no write access except var_log_t, fasttrack_var_lib_t and the $(( ${#ALLOWED[@]} - 4 )) justified exceptions ($nwrite rules checked)"
+        ok "no write access except var_log_t, fasttrack_var_lib_t, fasttrack_metrics_t and the $(( ${#ALLOWED[@]} - 6 )) justified exceptions ($nwrite rules checked)"
     fi
 else
     bad "write check: sesearch failed: $rules"
@@ -309,5 +325,7 @@ expect_label /var/lib/fasttrack/uploads/x.gz fasttrack_var_lib_t
 expect_label /var/log/docker.log var_log_t
 expect_label /var/log/docker.log-20260101120000.gz var_log_t
 expect_label /var/lib/syslog-ng/syslog-ng.ctl syslogd_var_lib_t
+expect_label /var/lib/node_exporter/textfile_collector fasttrack_metrics_t
+expect_label /var/lib/node_exporter/textfile_collector/fasttrack.prom fasttrack_metrics_t
 
 finish

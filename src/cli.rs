@@ -170,6 +170,17 @@ pub struct CommonArgs {
         value_name = "DURATION"
     )]
     pub retry_max_delay: Option<Given<NonZeroDuration>>,
+
+    /// Prometheus metrics, written atomically after each cycle and every 30 s by `watch`,
+    /// for node_exporter's textfile collector, e.g.
+    /// /var/lib/node_exporter/textfile_collector/fasttrack.prom [default: none]
+    #[arg(
+        long,
+        env = "FASTTRACK_METRICS_FILE",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Options of the s3:// destination. Credentials come from the standard AWS chain (environment,

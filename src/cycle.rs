@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::dest::{self, ShipError};
 use crate::digest::sidecar;
 use crate::exit::Outcome;
+use crate::metrics::{self, Counters, FailureKind, Step};
 use crate::reopen::Reopener;
 use crate::retry::Policy;
 use crate::rotate::rotate_log;
@@ -12,6 +13,7 @@ use crate::spool::{apply_keep, compress, finish_local, ship_pending, Spool};
 use crate::state::{now_rfc3339, ErrorRecord, RotationRecord, StateDir, StateLock};
 use anyhow::Result;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 use tracing::{error, info, warn};
 
 pub use crate::digest::stream::StreamHandoff;
@@ -48,6 +50,54 @@ impl Report {
     }
 }
 
+/// What a cycle adds to the metrics' counters, and the step it is in (which names the kind
+/// of a failure: `fasttrack_failures_total{kind}`).
+#[derive(Debug, Default)]
+struct Tally {
+    change: Counters,
+    step: Option<Step>,
+}
+
+impl Tally {
+    fn begin(&mut self, step: Step) -> Instant {
+        self.step = Some(step);
+        Instant::now()
+    }
+
+    fn took(&mut self, step: Step, seconds: f64) {
+        self.change.last_cycle.set(step, seconds);
+    }
+
+    fn end(&mut self, step: Step, started: Instant) {
+        self.took(step, started.elapsed().as_secs_f64());
+        self.step = None;
+    }
+
+    /// Counts how the cycle ended. A failure outside the steps (the lock, the state file)
+    /// has no kind: `status` shows it.
+    fn finish(&mut self, result: &Result<Report>) {
+        let kind = match result {
+            Err(_) => match self.step {
+                Some(Step::Rotate | Step::CloseWait) => Some(FailureKind::Reopen),
+                Some(Step::Compress) => Some(FailureKind::Compress),
+                Some(Step::Ship) => Some(FailureKind::Temporary),
+                None => None,
+            },
+            Ok(r) => match &r.ship_error {
+                Some(ShipError::Permanent(_)) => Some(FailureKind::Permanent),
+                Some(ShipError::Retryable(_)) => Some(FailureKind::Temporary),
+                None => None,
+            },
+        };
+        if let Some(kind) = kind {
+            self.change.absorb(&Counters::failure(kind));
+        }
+        if matches!(result, Ok(r) if r.pending.is_empty()) {
+            self.change.last_success = Some(chrono::Utc::now().timestamp());
+        }
+    }
+}
+
 /// Runs one cycle; errors and shipping failures are recorded as the state's last error.
 /// A retryable shipping failure is retried per file as `retry` says before it is left pending.
 pub fn run(
@@ -63,15 +113,18 @@ pub fn run(
         Some(pid) => info!("waiting for the lock held by fasttrack pid {pid}"),
         None => info!("waiting for the lock"),
     })?;
+    let mut tally = Tally::default();
     let result = run_locked(
         config,
         mode,
         destination,
         (&state_dir, &lock),
-        retry,
-        cancel,
+        (retry, cancel),
         stream,
+        &mut tally,
     );
+    tally.finish(&result);
+    metrics::store::record(state_dir.path(), &tally.change);
     let failure = match &result {
         Err(e) => Some(format!("{e:#}")),
         Ok(report) => report.ship_error.as_ref().map(|e| format!("{e:#}")),
@@ -98,20 +151,29 @@ fn run_locked(
     mode: Mode,
     destination: &dyn dest::Destination,
     (state_dir, lock): (&StateDir, &StateLock),
-    retry: Policy,
-    cancel: &AtomicBool,
+    (retry, cancel): (Policy, &AtomicBool),
     stream: Option<StreamHandoff>,
+    tally: &mut Tally,
 ) -> Result<Report> {
     let reopener = Reopener::new(&config.reopen);
     let mut report = Report::default();
 
     // Whatever an interrupted run left behind is finished first.
+    tally.begin(Step::Compress);
     finish_local(config, &reopener, state_dir, lock, cancel)?;
+    tally.step = None;
 
     if mode == Mode::Rotate {
         let largest = Spool::scan(config)?.largest_suffix();
         let last_suffix_before = state_dir.load()?.last_suffix;
+        tally.begin(Step::Rotate);
         if let Some(rotation) = rotate_log(config, state_dir, lock, &reopener, largest, cancel)? {
+            tally.step = None;
+            let close_wait = rotation.close_wait_millis;
+            tally.took(Step::Rotate, (rotation.millis - close_wait) as f64 / 1000.0);
+            tally.took(Step::CloseWait, close_wait as f64 / 1000.0);
+            tally.change.rotations = 1;
+            tally.change.last_rotation = Some(chrono::Utc::now().timestamp());
             info!(
                 "rotated {} -> {} ({} bytes; reopen via {}; {}; {} ms)",
                 config.log.display(),
@@ -143,7 +205,9 @@ fn run_locked(
                     warn!("{e:#}; the digest is rebuilt when the file is shipped");
                 }
             }
+            let started = tally.begin(Step::Compress);
             compress(config, rotation.name.suffix, state_dir, lock, cancel)?;
+            tally.end(Step::Compress, started);
             let file = rotation.name.to_string();
             state_dir.update(lock, |s| {
                 s.last_rotation = Some(RotationRecord {
@@ -162,7 +226,15 @@ fn run_locked(
         }
     }
 
+    let started = tally.begin(Step::Ship);
     let shipped = ship_pending(config, destination, state_dir, lock, retry, cancel)?;
+    // A cycle with nothing to ship leaves the last shipment's duration in place.
+    if !(shipped.shipped.is_empty() && shipped.pending.is_empty()) {
+        tally.took(Step::Ship, started.elapsed().as_secs_f64());
+    }
+    tally.step = None;
+    tally.change.shipped_files = shipped.shipped.len() as u64;
+    tally.change.shipped_bytes = shipped.shipped_bytes;
     report.shipped = shipped.shipped;
     report.pending = shipped.pending;
     report.ship_error = shipped.error;
@@ -180,6 +252,39 @@ mod tests {
             ship_error: error,
             ..Report::default()
         }
+    }
+
+    /// The failure kind each ending counts (`fasttrack_failures_total{kind}`).
+    #[test]
+    fn a_cycle_counts_its_failure_by_the_step_it_failed_in() {
+        let failures = |step: Option<Step>, result: Result<Report>| {
+            let mut t = Tally {
+                step,
+                ..Tally::default()
+            };
+            t.finish(&result);
+            (t.change.failures, t.change.last_success.is_some())
+        };
+        let failed = || Err(anyhow::anyhow!("boom"));
+        let (f, ok) = failures(Some(Step::Rotate), failed());
+        assert_eq!((f.reopen, f.get(FailureKind::Compress), ok), (1, 0, false));
+        assert_eq!(failures(Some(Step::CloseWait), failed()).0.reopen, 1);
+        assert_eq!(failures(Some(Step::Compress), failed()).0.compress, 1);
+        assert_eq!(failures(Some(Step::Ship), failed()).0.temporary, 1);
+        let (f, _) = failures(None, failed());
+        assert_eq!(f, crate::metrics::Failures::default(), "the lock: no kind");
+        let missing = ShipError::permanent("bucket b does not exist".into());
+        let (f, ok) = failures(None, Ok(report(&["a.gz"], Some(missing))));
+        assert_eq!((f.permanent, f.temporary, ok), (1, 0, false));
+        let busy = ShipError::retryable("HTTP 503".into());
+        assert_eq!(
+            failures(None, Ok(report(&["a.gz"], Some(busy))))
+                .0
+                .temporary,
+            1
+        );
+        let (f, ok) = failures(None, Ok(report(&[], None)));
+        assert_eq!((f, ok), (crate::metrics::Failures::default(), true));
     }
 
     #[test]

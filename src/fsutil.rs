@@ -36,6 +36,13 @@ impl FileAccess {
         group: None,
     };
 
+    /// A file that holds no log content and is meant for others to read: the metrics file,
+    /// read by node_exporter.
+    pub const PUBLIC: FileAccess = FileAccess {
+        mode: 0o644,
+        group: None,
+    };
+
     /// Log content whose log cannot be looked at (not created yet): its owner only.
     pub const OWNER_ONLY: FileAccess = FileAccess {
         mode: 0o600,

@@ -19,6 +19,7 @@ pub mod docs;
 pub mod exit;
 pub mod fsutil;
 pub mod logging;
+pub mod metrics;
 pub mod naming;
 pub mod notify;
 pub mod pargz;
@@ -129,7 +130,10 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
                 retry::Policy::SHIP_IN_COMMAND,
                 &AtomicBool::new(false),
                 None,
-            )?;
+            );
+            // Written however the command ends: a failure shows in the metrics too.
+            let publish = || metrics::publish::publish_or_warn(&config, None, &Default::default());
+            let report = report.inspect_err(|_| publish())?;
             match &report.rotated {
                 Some(name) => println!("rotated {} -> {name}.gz", config.log.display()),
                 None if mode == cycle::Mode::Rotate => {
@@ -169,6 +173,7 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
                     );
                 }
             }
+            publish();
             Ok(report.outcome())
         }
     }

@@ -240,6 +240,11 @@ impl Notifier {
                 }
             }
         }
+        if !out.failed.is_empty() {
+            let mut change = crate::metrics::Counters::default();
+            change.failures.notify = out.failed.len() as u64;
+            crate::metrics::store::record(state_dir, &change);
+        }
         out
     }
 

@@ -24,7 +24,9 @@ pub struct Rotation {
     pub bytes: u64,
     pub via: Option<ReopenedVia>,
     pub closed: Option<Closed>,
+    /// The whole rotation, and the part of it spent waiting for syslog-ng to close the file.
     pub millis: u128,
+    pub close_wait_millis: u128,
 }
 
 /// Rotates the live log. `Ok(None)` when it is missing or empty (nothing to rotate).
@@ -86,6 +88,7 @@ pub fn rotate_log(
         }
     };
 
+    let close_wait = Instant::now();
     let closed = match watch {
         None => None,
         Some(watch) => {
@@ -111,6 +114,7 @@ pub fn rotate_log(
         via,
         closed,
         millis: started.elapsed().as_millis(),
+        close_wait_millis: close_wait.elapsed().as_millis(),
     }))
 }
 

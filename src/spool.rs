@@ -160,6 +160,8 @@ pub fn compress(
 #[derive(Debug, Default)]
 pub struct ShipReport {
     pub shipped: Vec<String>,
+    /// The bytes of the files shipped.
+    pub shipped_bytes: u64,
     /// Files still waiting, and the error that stopped the first of them (naming the file,
     /// where it was going, and whether it will be retried).
     pub pending: Vec<String>,
@@ -248,6 +250,7 @@ pub fn ship_pending(
                     bytes as f64 / 1e6 / secs.max(1e-6)
                 );
                 report.shipped.push(name);
+                report.shipped_bytes += bytes;
             }
             Err(e) => {
                 let retried = if e.is_permanent() {

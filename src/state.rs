@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 const STATE_FILE: &str = "state.toml";
 const LOCK_FILE: &str = "lock";
-const WATCH_LOCK_FILE: &str = "watch.lock";
+pub const WATCH_LOCK_FILE: &str = "watch.lock";
 const INCIDENT_FILE: &str = "incident";
 const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 

@@ -7,6 +7,7 @@ mod cli;
 mod corruption;
 mod crash;
 mod incident;
+mod metrics;
 mod modes;
 mod recovery;
 mod reliability;

@@ -98,6 +98,8 @@ pub struct Config {
     pub quiet: Duration,
     pub max_wait: Duration,
     pub retry_max_delay: Duration,
+    /// Where the Prometheus metrics are written, if anywhere (src/metrics).
+    pub metrics_file: Option<PathBuf>,
     pub s3: S3Options,
     pub incident: IncidentConfig,
     /// The config file that was read, if any.
@@ -228,6 +230,7 @@ impl Config {
             retry_max_delay: src
                 .value("retry-max-delay", |l| &l.common.retry_max_delay)?
                 .map_or(DEFAULT_RETRY_MAX_DELAY, |d| d.0),
+            metrics_file: src.path("metrics-file", |l| &l.common.metrics_file)?,
             s3: s3_options(src)?,
             incident: incident_options(src)?,
             warnings: src.secrets_on_command_line(is_watch)?,

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod prometheus;
 pub mod s3;
 pub mod syslog_ng;
 pub mod webhook;
