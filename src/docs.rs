@@ -69,7 +69,16 @@ fn write_man(out: &Path) -> std::io::Result<PathBuf> {
 /// COMMANDS, WATCH OPTIONS, CONFIGURATION, EXIT STATUS, FILES and SEE ALSO.
 fn extra_sections(cmd: &clap::Command) -> Roff {
     let mut r = Roff::new();
+    commands(&mut r, cmd);
+    watch_options(&mut r, cmd);
+    configuration(&mut r);
+    exit_status(&mut r);
+    files(&mut r);
+    see_also(&mut r);
+    r
+}
 
+fn commands(r: &mut Roff, cmd: &clap::Command) {
     r.control("SH", ["COMMANDS"]);
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         r.control("TP", []);
@@ -77,10 +86,13 @@ fn extra_sections(cmd: &clap::Command) -> Roff {
         let about = sub.get_long_about().or(sub.get_about());
         r.text([roman(about.map(|a| a.to_string()).unwrap_or_default())]);
     }
+}
 
-    let watch = cmd
-        .find_subcommand("watch")
-        .expect("src/cli.rs defines the watch subcommand");
+fn watch_options(r: &mut Roff, cmd: &clap::Command) {
+    // src/cli.rs defines it; a page without the section beats no page.
+    let Some(watch) = cmd.find_subcommand("watch") else {
+        return;
+    };
     r.control("SH", ["WATCH OPTIONS"]);
     r.text([
         roman("Accepted after "),
@@ -115,7 +127,9 @@ fn extra_sections(cmd: &clap::Command) -> Roff {
             r.control("RE", []);
         }
     }
+}
 
+fn configuration(r: &mut Roff) {
     r.control("SH", ["CONFIGURATION"]);
     r.text([
         roman("Every option is a flag, an environment variable "),
@@ -133,7 +147,9 @@ fn extra_sections(cmd: &clap::Command) -> Roff {
         italic("/etc/fasttrack/fasttrack.toml"),
         roman(" lists every key, commented out."),
     ]);
+}
 
+fn exit_status(r: &mut Roff) {
     r.control("SH", ["EXIT STATUS"]);
     for (code, meaning) in [
         ("0", "Done."),
@@ -159,7 +175,9 @@ fn extra_sections(cmd: &clap::Command) -> Roff {
     r.text([roman(
         "fasttrack never exits 127, which would make syslog-ng stop the destination until its next reload.",
     )]);
+}
 
+fn files(r: &mut Roff) {
     r.control("SH", ["FILES"]);
     for (file, meaning) in [
         (
@@ -187,7 +205,9 @@ fn extra_sections(cmd: &clap::Command) -> Roff {
         r.text([italic(file)]);
         r.text([roman(meaning)]);
     }
+}
 
+fn see_also(r: &mut Roff) {
     r.control("SH", ["SEE ALSO"]);
     r.text([
         bold("syslog-ng"),
@@ -201,7 +221,6 @@ fn extra_sections(cmd: &clap::Command) -> Roff {
         bold("logrotate"),
         roman("(8)"),
     ]);
-    r
 }
 
 /// `SOURCE_DATE_EPOCH` (reproducible builds), else today, as YYYY-MM-DD.

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::exit::Outcome;
 use crate::naming::{RotatedName, Stage};
 use crate::spool::Spool;
-use crate::state::StateDir;
+use crate::state::{State, StateDir};
 use anyhow::Result;
 use std::os::unix::fs::MetadataExt;
 
@@ -26,29 +26,14 @@ pub struct StatusText {
     pub pending: usize,
 }
 
+/// One `label  value` line of the report.
+fn line(out: &mut String, label: &str, value: String) {
+    out.push_str(&format!("{label:<15}{value}\n"))
+}
+
 pub fn render(config: &Config) -> Result<StatusText> {
     let mut out = String::new();
-    let line = |out: &mut String, label: &str, value: String| {
-        out.push_str(&format!("{label:<15}{value}\n"))
-    };
-
-    line(
-        &mut out,
-        "log",
-        match std::fs::symlink_metadata(&config.log) {
-            Ok(m) if m.is_file() => format!(
-                "{} ({} bytes, modified {})",
-                config.log.display(),
-                m.len(),
-                unix_to_rfc3339(m.mtime())
-            ),
-            Ok(_) => format!(
-                "{} (NOT a regular file: it will not be rotated)",
-                config.log.display()
-            ),
-            Err(e) => format!("{} ({e})", config.log.display()),
-        },
-    );
+    line(&mut out, "log", live_log(config));
     line(
         &mut out,
         "destination",
@@ -79,40 +64,86 @@ pub fn render(config: &Config) -> Result<StatusText> {
             }
         },
     );
+    open_incident(&mut out, config, &state_dir);
+    let pending = rotated_files(&mut out, config, &state)?;
+    notifications(&mut out, config);
     line(
         &mut out,
+        "last rotation",
+        match &state.last_rotation {
+            Some(r) => format!("{} {} ({} bytes)", r.at, r.file, r.bytes),
+            None => "none recorded".to_string(),
+        },
+    );
+    line(
+        &mut out,
+        "last error",
+        match &state.last_error {
+            Some(e) => format!("{} {}", e.at, e.message),
+            None => "none recorded".to_string(),
+        },
+    );
+    Ok(StatusText {
+        report: out,
+        pending,
+    })
+}
+
+fn live_log(config: &Config) -> String {
+    match std::fs::symlink_metadata(&config.log) {
+        Ok(m) if m.is_file() => format!(
+            "{} ({} bytes, modified {})",
+            config.log.display(),
+            m.len(),
+            unix_to_rfc3339(m.mtime())
+        ),
+        Ok(_) => format!(
+            "{} (NOT a regular file: it will not be rotated)",
+            config.log.display()
+        ),
+        Err(e) => format!("{} ({e})", config.log.display()),
+    }
+}
+
+/// The incident marker and the open incident's digest, as `watch` last saved it.
+fn open_incident(out: &mut String, config: &Config, state_dir: &StateDir) {
+    line(
+        out,
         "incident",
         match state_dir.incident() {
             Some(since) => format!("open since {since}: fast-tracked after the next quiet period"),
             None => "none open".to_string(),
         },
     );
-    // The open incident's digest so far, as `watch` last saved it.
-    if let Some(saved) = crate::digest::stream::peek_open(&config.state_dir) {
-        if saved.lines > 0 || saved.ignored > 0 || saved.not_5xx > 0 {
-            let top = saved.messages.first().map_or(String::new(), |m| {
-                format!("; top: {} x{}", m.template, m.count)
-            });
-            line(
-                &mut out,
-                "  digest",
-                format!("{} lines, {} snoozed{top}", saved.lines, saved.ignored),
-            );
-        }
-        if saved.not_5xx > 0 {
-            line(
-                &mut out,
-                "  not 5xx",
-                format!(
-                    "{} lines matched syslog-ng's filter with a status that is not 5xx: they open \
-                     no incident; a large number means the filter is too broad (use the shipped \
-                     f_5xxERR-hook, see README)",
-                    saved.not_5xx
-                ),
-            );
-        }
+    let Some(saved) = crate::digest::stream::peek_open(&config.state_dir) else {
+        return;
+    };
+    if saved.lines > 0 || saved.ignored > 0 || saved.not_5xx > 0 {
+        let top = saved.messages.first().map_or(String::new(), |m| {
+            format!("; top: {} x{}", m.template, m.count)
+        });
+        line(
+            out,
+            "  digest",
+            format!("{} lines, {} snoozed{top}", saved.lines, saved.ignored),
+        );
     }
+    if saved.not_5xx > 0 {
+        line(
+            out,
+            "  not 5xx",
+            format!(
+                "{} lines matched syslog-ng's filter with a status that is not 5xx: they open \
+                 no incident; a large number means the filter is too broad (use the shipped \
+                 f_5xxERR-hook, see README)",
+                saved.not_5xx
+            ),
+        );
+    }
+}
 
+/// Each rotated file and its stage; returns how many are pending.
+fn rotated_files(out: &mut String, config: &Config, state: &State) -> Result<usize> {
     let spool = Spool::scan(config)?;
     let mut pending = 0;
     let mut files = String::new();
@@ -153,7 +184,7 @@ pub fn render(config: &Config) -> Result<StatusText> {
         }
     }
     line(
-        &mut out,
+        out,
         "rotated files",
         if files.is_empty() {
             "none".to_string()
@@ -162,10 +193,14 @@ pub fn render(config: &Config) -> Result<StatusText> {
         },
     );
     out.push_str(&files);
+    Ok(pending)
+}
+
+fn notifications(out: &mut String, config: &Config) {
     let waiting = crate::notify::pending(&config.state_dir);
     if config.incident.notify.is_some() || !waiting.is_empty() {
         line(
-            &mut out,
+            out,
             "notifications",
             match waiting.first() {
                 None => "none waiting".to_string(),
@@ -178,26 +213,6 @@ pub fn render(config: &Config) -> Result<StatusText> {
             },
         );
     }
-    line(
-        &mut out,
-        "last rotation",
-        match &state.last_rotation {
-            Some(r) => format!("{} {} ({} bytes)", r.at, r.file, r.bytes),
-            None => "none recorded".to_string(),
-        },
-    );
-    line(
-        &mut out,
-        "last error",
-        match &state.last_error {
-            Some(e) => format!("{} {}", e.at, e.message),
-            None => "none recorded".to_string(),
-        },
-    );
-    Ok(StatusText {
-        report: out,
-        pending,
-    })
 }
 
 fn unix_to_rfc3339(secs: i64) -> String {
