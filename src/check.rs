@@ -6,13 +6,17 @@ use crate::cli::ReopenMethod;
 use crate::config::Config;
 use crate::dest::{self, CheckItem};
 use crate::exit::Outcome;
+use crate::output::print;
 use crate::reopen::Reopener;
 use anyhow::Result;
 use std::os::unix::net::UnixStream;
 
 pub fn run(config: &Config) -> Result<Outcome> {
     let dest_url = config.require_dest()?;
-    println!("destination {dest_url} (host {})", config.host);
+    print(format_args!(
+        "destination {dest_url} (host {})\n",
+        config.host
+    ))?;
     let probe = dest_url.key(
         &config.host,
         &format!(
@@ -34,10 +38,10 @@ pub fn run(config: &Config) -> Result<Outcome> {
     let mut all_ok = true;
     for item in &items {
         match &item.result {
-            Ok(detail) => println!("OK    {}: {detail}", item.what),
+            Ok(detail) => print(format_args!("OK    {}: {detail}\n", item.what))?,
             Err(reason) => {
                 all_ok = false;
-                println!("FAIL  {}: {reason}", item.what);
+                print(format_args!("FAIL  {}: {reason}\n", item.what))?;
             }
         }
     }

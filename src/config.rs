@@ -709,6 +709,7 @@ fn s3_options(src: &Sources, a: &S3Args) -> anyhow::Result<S3Options> {
 fn incident_options(src: &Sources, a: &IncidentArgs) -> anyhow::Result<IncidentConfig> {
     let f = &src.file;
     let select = match src.pick("--match", a.match_.clone(), f.match_.clone()) {
+        // Invariant: DEFAULT_MATCH is a constant that compiles (digest's tests use it).
         None => regex::Regex::new(crate::digest::DEFAULT_MATCH).expect("the default rule is valid"),
         Some(s) => regex::Regex::new(&s.value).map_err(|e| {
             config_error(format!(

@@ -595,6 +595,7 @@ fn access_request(m: &str) -> Option<(&str, &str, &str)> {
 
 fn status_regex() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
+    // Invariant: a constant pattern that compiles (every test that parses a status runs it).
     RE.get_or_init(|| Regex::new(r"HTTP/\S{1,20}\s+([1-5][0-9]{2})\b").expect("valid"))
 }
 

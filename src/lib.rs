@@ -19,6 +19,7 @@ pub mod incident;
 pub mod logging;
 pub mod naming;
 pub mod notify;
+pub mod output;
 pub mod pargz;
 pub mod reopen;
 pub mod rotate;
@@ -45,8 +46,16 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let matches = match Cli::command().try_get_matches_from(&args) {
         Ok(m) => m,
         Err(e) => {
-            let _ = e.print();
+            let printed = e.print();
             let code = e.exit_code();
+            // --help and --version go to stdout: a failure there is an error (a closed pipe
+            // is not, src/output.rs); usage errors go to stderr, best effort.
+            if let (0, Err(err)) = (code, printed) {
+                if err.kind() != std::io::ErrorKind::BrokenPipe {
+                    output::eprint(format_args!("fasttrack: cannot write to stdout: {err}\n"));
+                    return ExitCode::from(exit::ERROR);
+                }
+            }
             if code != 0 && is_watch {
                 // Under syslog-ng stderr is /dev/null: the log file is the only place to say it.
                 logging::init(Some(&log_file_from_args(&args)));
@@ -72,8 +81,10 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_LOG_FILE));
     match run(cli, &origins) {
         Ok(outcome) => outcome.exit_code(),
+        // The reader of stdout went away: stop quietly (src/output.rs).
+        Err(e) if output::is_stdout_closed(&e) => ExitCode::from(exit::OK),
         Err(e) => {
-            eprintln!("fasttrack: {e:#}");
+            output::eprint(format_args!("fasttrack: {e:#}\n"));
             if is_watch {
                 // A no-op if logging already started; otherwise config errors reach the file too.
                 logging::init(Some(&log_file));
@@ -100,64 +111,75 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
             logging::init(Some(&config.log_file));
             watch::run(config)
         }
-        Command::Rotate | Command::Upload => {
-            config.require_dest()?;
-            logging::init(Some(&config.log_file));
-            let mode = match cli.command {
-                Command::Rotate => cycle::Mode::Rotate,
-                _ => cycle::Mode::Upload,
-            };
-            let destination = dest::open(&config)?;
-            let report = cycle::run(
-                &config,
-                destination.as_ref(),
-                mode,
-                cycle::CLI_ATTEMPTS,
-                &AtomicBool::new(false),
-                None,
-            )?;
-            match &report.rotated {
-                Some(name) => println!("rotated {} -> {name}.gz", config.log.display()),
-                None if mode == cycle::Mode::Rotate => {
-                    println!(
-                        "{} is missing or empty: nothing to rotate",
-                        config.log.display()
-                    )
-                }
-                None => {}
+        Command::Rotate => ship_now(&config, cycle::Mode::Rotate),
+        Command::Upload => ship_now(&config, cycle::Mode::Upload),
+    }
+}
+
+/// `rotate` and `upload`: one cycle, its report on stdout, then the queued notifications.
+fn ship_now(config: &Config, mode: cycle::Mode) -> Result<Outcome> {
+    config.require_dest()?;
+    logging::init(Some(&config.log_file));
+    let destination = dest::open(config)?;
+    let report = cycle::run(
+        config,
+        destination.as_ref(),
+        mode,
+        cycle::CLI_ATTEMPTS,
+        &AtomicBool::new(false),
+        None,
+    )?;
+    // The work is done whatever happens to its report: a reader that went away only stops
+    // the printing (the exit code still says what was done); any other failure is exit 1.
+    match print_report(config, mode, &report) {
+        Err(e) if !output::is_stdout_closed(&e) => return Err(e),
+        _ => {}
+    }
+    if let Some(error) = &report.ship_error {
+        output::eprint(format_args!(
+            "fasttrack: {error}\nfasttrack: {} file(s) kept, still pending ({}); {}\n",
+            report.pending.len(),
+            report.pending.join(", "),
+            if report.permanent {
+                "fix the problem above, then run `fasttrack upload`"
+            } else {
+                "run `fasttrack upload` later (`fasttrack watch` retries by itself)"
             }
-            for name in &report.shipped {
-                println!("shipped {name}");
-            }
-            if let Some(error) = &report.ship_error {
-                eprintln!(
-                    "fasttrack: {error}\nfasttrack: {} file(s) kept, still pending ({}); {}",
-                    report.pending.len(),
-                    report.pending.join(", "),
-                    if report.permanent {
-                        "fix the problem above, then run `fasttrack upload`"
-                    } else {
-                        "run `fasttrack upload` later (`fasttrack watch` retries by itself)"
-                    }
-                );
-            }
-            // Shipped incidents are announced after the shipping, each attempt bounded: what
-            // fails stays queued for the next run (watch retries by itself).
-            if let Some(n) = &config.incident.notify {
-                let failed = match notify::Notifier::new(n) {
-                    Ok(notifier) => notifier.deliver_due(&config.state_dir).failed,
-                    Err(e) => vec![format!("{e:#}")],
-                };
-                for failure in &failed {
-                    eprintln!(
-                        "fasttrack: notification to {} pending: {failure}",
-                        n.redacted_url()
-                    );
-                }
-            }
-            Ok(report.outcome())
+        ));
+    }
+    // Shipped incidents are announced after the shipping, each attempt bounded: what
+    // fails stays queued for the next run (watch retries by itself).
+    if let Some(n) = &config.incident.notify {
+        let failed = match notify::Notifier::new(n) {
+            Ok(notifier) => notifier.deliver_due(&config.state_dir).failed,
+            Err(e) => vec![format!("{e:#}")],
+        };
+        for failure in &failed {
+            output::eprint(format_args!(
+                "fasttrack: notification to {} pending: {failure}\n",
+                n.redacted_url()
+            ));
         }
     }
+    Ok(report.outcome())
+}
+
+fn print_report(config: &Config, mode: cycle::Mode, report: &cycle::Report) -> Result<()> {
+    match &report.rotated {
+        Some(name) => output::print(format_args!(
+            "rotated {} -> {name}.gz\n",
+            config.log.display()
+        ))?,
+        None if mode == cycle::Mode::Rotate => output::print(format_args!(
+            "{} is missing or empty: nothing to rotate\n",
+            config.log.display()
+        ))?,
+        None => {}
+    }
+    for name in &report.shipped {
+        output::print(format_args!("shipped {name}\n"))?;
+    }
+    Ok(())
 }
 
 /// `--log-file` as given on a command line that clap rejected (best effort), or the default.

@@ -223,7 +223,10 @@ pub fn compress(
             }
         })();
         drop(job_tx);
-        let written = writer.join().expect("the gzip writer panicked");
+        // A panic of the writer is reported as an error, not carried into this thread.
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the gzip writer thread panicked")));
         read_result?;
         let (deflated, crc32, gz_sha256) = written?;
         Ok(Summary {

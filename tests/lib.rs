@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod faults;
 mod incident;
 mod recovery;
 mod reliability;
