@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what fasttrack's integration tests run against, if missing: a real syslog-ng
-# (Debian's syslog-ng-core, with syslog-ng-ctl), GNU time, promtool (Debian's prometheus),
-# prometheus-node-exporter, and the S3-compatible server s3s-fs.
-# Sourced by scripts/test.sh and scripts/soak.sh; run as root on Debian.
+# (Debian's syslog-ng-core, with syslog-ng-ctl), GNU time, strace (the fault-injection suite,
+# tests/faults.rs), promtool (Debian's prometheus), prometheus-node-exporter, and the
+# S3-compatible server s3s-fs.
+# Sourced by scripts/test.sh, scripts/soak.sh and scripts/faults.sh; run as root on Debian.
 export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 missing=()
 command -v syslog-ng >/dev/null 2>&1 || missing+=(syslog-ng-core)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || missing+=(prometheus-node-exporter)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (apt)"
   # The prometheus packages start their services from postinst (a Prometheus server and an

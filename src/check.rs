@@ -8,6 +8,7 @@ use crate::cli::ReopenMethod;
 use crate::config::Config;
 use crate::dest::{self, CheckItem};
 use crate::exit::Outcome;
+use crate::output::print;
 use crate::reopen::Reopener;
 use anyhow::Result;
 use std::os::unix::fs::MetadataExt;
@@ -16,7 +17,10 @@ use std::path::Path;
 
 pub fn run(config: &Config) -> Result<Outcome> {
     let dest_url = config.require_dest()?;
-    println!("destination {dest_url} (host {})", config.host);
+    print(format_args!(
+        "destination {dest_url} (host {})\n",
+        config.host
+    ))?;
     let probe = dest_url.key(
         &config.host,
         &format!(
@@ -38,15 +42,15 @@ pub fn run(config: &Config) -> Result<Outcome> {
     let mut all_ok = true;
     for item in &items {
         match &item.result {
-            Ok(detail) => println!("OK    {}: {detail}", item.what),
+            Ok(detail) => print(format_args!("OK    {}: {detail}\n", item.what))?,
             Err(reason) => {
                 all_ok = false;
-                println!("FAIL  {}: {reason}", item.what);
+                print(format_args!("FAIL  {}: {reason}\n", item.what))?;
             }
         }
     }
     for warning in secret_files(config) {
-        println!("WARN  {warning}");
+        print(format_args!("WARN  {warning}\n"))?;
     }
     Ok(if all_ok {
         Outcome::Done

@@ -54,8 +54,13 @@ pub struct CloseWatch {
 impl CloseWatch {
     /// Arms the watch on the file at `path` (before it is renamed: the watch follows the inode).
     pub fn arm(path: &Path) -> Result<Self> {
-        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .context("cannot create an inotify instance")?;
+        let inotify =
+            Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).with_context(|| {
+                format!(
+                    "cannot watch {} with inotify (no inotify instance)",
+                    path.display()
+                )
+            })?;
         inotify
             .add_watch(path, AddWatchFlags::IN_CLOSE_WRITE)
             .with_context(|| format!("cannot watch {} with inotify", path.display()))?;
@@ -151,7 +156,12 @@ pub fn open_for_writing(path: &Path, id: FileId, writer_pid: Option<i32>) -> Opt
     let me = std::process::id().to_string();
     let mut unknown = false;
     let entries = std::fs::read_dir("/proc").ok()?;
-    for entry in entries.flatten() {
+    for entry in entries {
+        // A listing cut short says nothing about the processes it did not list.
+        let Ok(entry) = entry else {
+            unknown = true;
+            break;
+        };
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name == me || !name.bytes().all(|b| b.is_ascii_digit()) {
@@ -184,14 +194,29 @@ fn pid_writes(pid: i32, path: &Path, id: FileId) -> Option<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(false),
         Err(_) => return None,
     };
-    for entry in entries.flatten() {
+    // Only what was seen is an answer: a listing cut short or a descriptor that could not be
+    // read is "cannot tell" (None), never "no writer", or a file syslog-ng still writes into
+    // would be compressed and the lines written after it lost (found by tests/faults.rs:
+    // getdents64 failing with EIO).
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if gone(&e) => return Some(false),
+            Err(_) => return None,
+        };
         match std::fs::read_link(entry.path()) {
             // A file renamed while open shows its new name; unlinked ones get " (deleted)".
             Ok(target) if target == path => {}
-            _ => continue,
+            Ok(_) => continue,
+            // Closed since the listing.
+            Err(e) if gone(&e) => continue,
+            Err(_) => return None,
         }
-        let Ok(m) = std::fs::metadata(entry.path()) else {
-            continue;
+        let m = match std::fs::metadata(entry.path()) {
+            Ok(m) => m,
+            Err(e) if gone(&e) => continue,
+            Err(_) => return None,
         };
         if m.dev() != id.dev || m.ino() != id.ino {
             continue;

@@ -46,7 +46,8 @@ pub fn install_hook() {
         if let Some(path) = LOG_FILE.get() {
             if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) {
                 let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-                let _ = writeln!(f, "{stamp} ERROR {line}");
+                // One write, so that no other thread's line lands inside this one.
+                let _ = f.write_all(format!("{stamp} ERROR {line}\n").as_bytes());
             }
         }
         let _ = writeln!(std::io::stderr(), "{line}");

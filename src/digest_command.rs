@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::digest::scan::{scan_path, scan_written};
 use crate::digest::{render_text, Builder};
 use crate::exit::Outcome;
+use crate::output::{eprint, stdout_error};
 use anyhow::{anyhow, Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -20,18 +21,19 @@ pub fn run(config: &Config, args: &DigestArgs) -> Result<Outcome> {
                 let mut d = builder.digest(&config.host, config.incident.top);
                 d.log = Some(file.clone());
                 let mut out = stdout.lock();
-                let written = if args.json {
-                    serde_json::to_string_pretty(&d)
-                        .map_err(anyhow::Error::from)
-                        .and_then(|t| Ok(writeln!(out, "{t}")?))
+                let text = if args.json {
+                    serde_json::to_string_pretty(&d).context("cannot serialise the digest")? + "\n"
                 } else {
                     let sep = if i > 0 { "\n" } else { "" };
-                    Ok(write!(out, "{sep}{}", render_text(&d, file))?)
+                    format!("{sep}{}", render_text(&d, file))
                 };
-                written.context("cannot write to stdout")?;
+                // A reader that went away (`| head`) ends the command quietly (src/output.rs).
+                out.write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .map_err(stdout_error)?;
             }
             Err(e) => {
-                eprintln!("fasttrack: {file}: {e:#}");
+                eprint(format_args!("fasttrack: {file}: {e:#}\n"));
                 failed += 1;
             }
         }

@@ -22,6 +22,7 @@ pub mod logging;
 pub mod metrics;
 pub mod naming;
 pub mod notify;
+pub mod output;
 pub mod pargz;
 pub mod reopen;
 pub mod retry;
@@ -50,9 +51,16 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let matches = match Cli::command().try_get_matches_from(&args) {
         Ok(m) => m,
         Err(e) => {
-            let _ = e.print();
-            // `--help` and `--version` end here too, successfully.
+            let printed = e.print();
             let failed = e.exit_code() != 0;
+            // --help and --version go to stdout: a failure there is an error (a closed pipe
+            // is not, src/output.rs); usage errors go to stderr, best effort.
+            if let (false, Err(err)) = (failed, printed) {
+                if err.kind() != std::io::ErrorKind::BrokenPipe {
+                    output::eprint(format_args!("fasttrack: cannot write to stdout: {err}\n"));
+                    return ExitCode::from(exit::ERROR);
+                }
+            }
             if failed && is_watch {
                 // Under syslog-ng stderr is /dev/null: the log file is the only place to say it.
                 logging::init(Some(&log_file_from_args(&args)));
@@ -81,16 +89,21 @@ pub fn main_entry(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         .clone()
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_LOG_FILE));
     let ended = run(cli, &origins);
-    if let Err(e) = &ended {
-        eprintln!("fasttrack: {e:#}");
-        if is_watch {
-            // A no-op if logging already started; otherwise config errors reach the file too.
-            logging::init(Some(&log_file));
+    match &ended {
+        // The reader of stdout went away: stop quietly (src/output.rs).
+        Err(e) if output::is_stdout_closed(e) => return ExitCode::from(exit::OK),
+        Err(e) => {
+            output::eprint(format_args!("fasttrack: {e:#}\n"));
+            if is_watch {
+                // A no-op if logging already started; otherwise config errors reach the file too.
+                logging::init(Some(&log_file));
+            }
+            tracing::error!("{e:#}");
+            if is_watch {
+                watch::hold_before_failing();
+            }
         }
-        tracing::error!("{e:#}");
-        if is_watch {
-            watch::hold_before_failing();
-        }
+        Ok(_) => {}
     }
     exit::exit_code(&ended)
 }
@@ -103,7 +116,7 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
     }
     let config = Config::load(&cli, origins)?;
     for warning in &config.warnings {
-        eprintln!("fasttrack: warning: {warning}");
+        output::eprint(format_args!("fasttrack: warning: {warning}\n"));
     }
     match cli.command {
         Command::Status => status::run(&config),
@@ -115,68 +128,79 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
             logging::init(Some(&config.log_file));
             watch::run(config)
         }
-        Command::Rotate | Command::Upload => {
-            config.require_dest()?;
-            logging::init(Some(&config.log_file));
-            let mode = match cli.command {
-                Command::Rotate => cycle::Mode::Rotate,
-                _ => cycle::Mode::Upload,
-            };
-            let destination = dest::open(&config)?;
-            let report = cycle::run(
-                &config,
-                destination.as_ref(),
-                mode,
-                retry::Policy::SHIP_IN_COMMAND,
-                &AtomicBool::new(false),
-                None,
-            );
-            // Written however the command ends: a failure shows in the metrics too.
-            let publish = || metrics::publish::publish_or_warn(&config, None, &Default::default());
-            let report = report.inspect_err(|_| publish())?;
-            match &report.rotated {
-                Some(name) => println!("rotated {} -> {name}.gz", config.log.display()),
-                None if mode == cycle::Mode::Rotate => {
-                    println!(
-                        "{} is missing or empty: nothing to rotate",
-                        config.log.display()
-                    )
-                }
-                None => {}
+        Command::Rotate => ship_now(&config, cycle::Mode::Rotate),
+        Command::Upload => ship_now(&config, cycle::Mode::Upload),
+    }
+}
+
+/// `rotate` and `upload`: one cycle, its report on stdout, then the queued notifications.
+fn ship_now(config: &Config, mode: cycle::Mode) -> Result<Outcome> {
+    config.require_dest()?;
+    logging::init(Some(&config.log_file));
+    let destination = dest::open(config)?;
+    let report = cycle::run(
+        config,
+        destination.as_ref(),
+        mode,
+        retry::Policy::SHIP_IN_COMMAND,
+        &AtomicBool::new(false),
+        None,
+    );
+    // Written however the command ends: a failure shows in the metrics too.
+    let publish = || metrics::publish::publish_or_warn(config, None, &Default::default());
+    let report = report.inspect_err(|_| publish())?;
+    // The work is done whatever happens to its report: a reader that went away only stops
+    // the printing (the exit code still says what was done); any other failure is exit 1.
+    match print_report(config, mode, &report) {
+        Err(e) if !output::is_stdout_closed(&e) => return Err(e),
+        _ => {}
+    }
+    if let Some(error) = &report.ship_error {
+        output::eprint(format_args!(
+            "fasttrack: {error:#}\nfasttrack: {} file(s) kept, still pending ({}); {}\n",
+            report.pending.len(),
+            report.pending.join(", "),
+            if error.is_permanent() {
+                "fix the problem above, then run `fasttrack upload`"
+            } else {
+                "run `fasttrack upload` later (`fasttrack watch` retries by itself)"
             }
-            for name in &report.shipped {
-                println!("shipped {name}");
-            }
-            if let Some(error) = &report.ship_error {
-                eprintln!(
-                    "fasttrack: {error:#}\nfasttrack: {} file(s) kept, still pending ({}); {}",
-                    report.pending.len(),
-                    report.pending.join(", "),
-                    if error.is_permanent() {
-                        "fix the problem above, then run `fasttrack upload`"
-                    } else {
-                        "run `fasttrack upload` later (`fasttrack watch` retries by itself)"
-                    }
-                );
-            }
-            // Shipped incidents are announced after the shipping, each attempt bounded: what
-            // fails stays queued for the next run (watch retries by itself).
-            if let Some(n) = &config.incident.notify {
-                let failed = match notify::Notifier::new(n) {
-                    Ok(notifier) => notifier.deliver_due(&config.state_dir).failed,
-                    Err(e) => vec![format!("{e:#}")],
-                };
-                for failure in &failed {
-                    eprintln!(
-                        "fasttrack: notification to {} pending: {failure}",
-                        n.redacted_url()
-                    );
-                }
-            }
-            publish();
-            Ok(report.outcome())
+        ));
+    }
+    // Shipped incidents are announced after the shipping, each attempt bounded: what
+    // fails stays queued for the next run (watch retries by itself).
+    if let Some(n) = &config.incident.notify {
+        let failed = match notify::Notifier::new(n) {
+            Ok(notifier) => notifier.deliver_due(&config.state_dir).failed,
+            Err(e) => vec![format!("{e:#}")],
+        };
+        for failure in &failed {
+            output::eprint(format_args!(
+                "fasttrack: notification to {} pending: {failure}\n",
+                n.redacted_url()
+            ));
         }
     }
+    publish();
+    Ok(report.outcome())
+}
+
+fn print_report(config: &Config, mode: cycle::Mode, report: &cycle::Report) -> Result<()> {
+    match &report.rotated {
+        Some(name) => output::print(format_args!(
+            "rotated {} -> {name}.gz\n",
+            config.log.display()
+        ))?,
+        None if mode == cycle::Mode::Rotate => output::print(format_args!(
+            "{} is missing or empty: nothing to rotate\n",
+            config.log.display()
+        ))?,
+        None => {}
+    }
+    for name in &report.shipped {
+        output::print(format_args!("shipped {name}\n"))?;
+    }
+    Ok(())
 }
 
 /// `fasttrack generate-docs OUT_DIR`: the man page and completions, for packagers.
@@ -184,7 +208,7 @@ fn generate_docs(out: &std::path::Path) -> Result<Outcome> {
     let files = docs::generate(out)
         .with_context(|| format!("cannot write the docs into {}", out.display()))?;
     for file in files {
-        println!("{}", file.display());
+        output::print(format_args!("{}\n", file.display()))?;
     }
     Ok(Outcome::Done)
 }

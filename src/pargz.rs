@@ -202,7 +202,7 @@ pub fn compress(
                 // One block ahead: the last block is the one followed by nothing.
                 let next = read_block(&mut input, block)?;
                 let last = next.is_empty();
-                lines += current.iter().filter(|&&b| b == b'\n').count() as u64;
+                lines += memchr::memchr_iter(b'\n', &current).count() as u64;
                 plain += current.len() as u64;
                 let data = Arc::new(current);
                 let job = Job {
@@ -223,7 +223,10 @@ pub fn compress(
             }
         })();
         drop(job_tx);
-        let written = writer.join().expect("the gzip writer panicked");
+        // A panic of the writer is reported as an error, not carried into this thread.
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the gzip writer thread panicked")));
         read_result?;
         let (deflated, crc32, gz_sha256) = written?;
         Ok(Summary {
@@ -306,10 +309,7 @@ mod tests {
                 assert_eq!(back, input, "len {len}, threads {threads}");
                 assert_eq!(s.plain_bytes, len as u64);
                 assert_eq!(s.gz_bytes, out.len() as u64);
-                assert_eq!(
-                    s.lines,
-                    input.iter().filter(|&&b| b == b'\n').count() as u64
-                );
+                assert_eq!(s.lines, memchr::memchr_iter(b'\n', input).count() as u64);
                 assert_eq!(s.gz_sha256, <[u8; 32]>::from(Sha256::digest(&out)));
                 assert_eq!(s.crc32, crc32fast::hash(input));
             }

@@ -197,7 +197,7 @@ pub fn ship_pending(
         }
         let path = path_of(config, suffix, Stage::Compressed);
         let key = dest_url.key(&config.host, &name);
-        let digest = ensure_digest(config, suffix, &path);
+        let digest = ensure_digest(config, suffix, &path)?;
         let meta = object_meta(config, &state, &name, &path, digest.as_ref())?;
         // The digest goes first: whoever sees the log's object can already read its digest.
         let sidecar = sidecar::sidecar_path(config, suffix);
@@ -330,11 +330,15 @@ fn notify_job(
 }
 
 /// The digest of a compressed file: its JSON next to it, or (a file rotated by an older
-/// version, or whose JSON was lost) a scan of the file, written next to it.
-fn ensure_digest(config: &Config, suffix: u64, gz: &Path) -> Option<Digest> {
+/// version, or whose JSON was lost) a scan of the file, written next to it. A file that
+/// cannot be digested (not gzip) is shipped without one; but an error of the system (the JSON
+/// cannot be written, the file cannot be read) is an error: the file stays pending and the
+/// next run digests it, instead of shipping it without its digest for good, or failing later
+/// on a JSON that was never written (found by tests/faults.rs).
+fn ensure_digest(config: &Config, suffix: u64, gz: &Path) -> Result<Option<Digest>> {
     let path = sidecar::sidecar_path(config, suffix);
     match sidecar::read_sidecar(&path) {
-        Ok(Some(d)) => return Some(d),
+        Ok(Some(d)) => return Ok(Some(d)),
         Ok(None) => {}
         Err(e) => warn!("{e:#}"),
     }
@@ -342,21 +346,29 @@ fn ensure_digest(config: &Config, suffix: u64, gz: &Path) -> Option<Digest> {
         Ok(b) => {
             let mut d = b.digest(&config.host, config.incident.top);
             d.log = gz.file_name().map(|n| n.to_string_lossy().into_owned());
-            if let Err(e) = sidecar::write_sidecar(&path, &d, gz) {
-                warn!("{e:#}");
-                return Some(d);
-            }
+            sidecar::write_sidecar(&path, &d, gz)?;
             info!("digested {}: {} incident lines", gz.display(), d.lines);
-            Some(d)
+            Ok(Some(d))
+        }
+        Err(e) if is_os_error(&e) => {
+            Err(e.context(format!("cannot digest {}; it stays pending", gz.display())))
         }
         Err(e) => {
             warn!(
                 "no digest for {}: {e:#}; it is shipped without one",
                 gz.display()
             );
-            None
+            Ok(None)
         }
     }
+}
+
+/// Whether an error comes from the system (EIO, ENOSPC, ...) rather than from the data.
+fn is_os_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error().is_some())
+    })
 }
 
 fn sidecar_meta(config: &Config, sidecar: &Path, log_name: &str) -> Result<ObjectMeta> {

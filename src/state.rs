@@ -8,14 +8,16 @@
 use crate::fsutil::{atomic_write, FileAccess};
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::FlockArg;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use tracing::warn;
 
 const STATE_FILE: &str = "state.toml";
 const LOCK_FILE: &str = "lock";
@@ -153,20 +155,12 @@ impl StateDir {
         on_wait: impl FnOnce(Option<u32>),
     ) -> Result<StateLock> {
         let path = self.dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o640)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .open(&path)
-            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        let file = open_lock_file(&path)?;
         let mut on_wait = Some(on_wait);
-        let mut lock = loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => break lock,
-                Err((f, Errno::EWOULDBLOCK)) => {
+        loop {
+            match flock(&file, FlockArg::LockExclusiveNonblock) {
+                Ok(()) => break,
+                Err(Errno::EWOULDBLOCK) => {
                     if let Some(notify) = on_wait.take() {
                         notify(read_pid(&path));
                     }
@@ -174,49 +168,40 @@ impl StateDir {
                         bail!("stopped while waiting for the lock {}", path.display());
                     }
                     std::thread::sleep(LOCK_POLL);
-                    file = f;
                 }
-                Err((_, e)) => {
+                Err(Errno::EINTR) => {}
+                Err(e) => {
                     return Err(std::io::Error::from(e))
                         .with_context(|| format!("cannot lock {}", path.display()))
                 }
             }
-        };
+        }
+        // From here the lock is released when `lock` is dropped, error or not.
+        let mut lock = StateLock { file, path };
         // The holder's pid, for `status` and for whoever waits.
         let write_pid = (|| {
-            lock.set_len(0)?;
-            lock.rewind()?;
-            writeln!(&mut *lock, "{}", std::process::id())
+            lock.file.set_len(0)?;
+            lock.file.rewind()?;
+            writeln!(&mut lock.file, "{}", std::process::id())
         })();
-        write_pid.with_context(|| format!("cannot write lock file {}", path.display()))?;
-        Ok(StateLock { _lock: lock })
+        write_pid.with_context(|| format!("cannot write lock file {}", lock.path.display()))?;
+        Ok(lock)
     }
 
     /// Takes the watch lock ([`WatchLock`]), waiting up to `wait` for an old `watch` to let
     /// go of it; `None` if it still holds it then.
     pub fn watch_lock(&self, wait: std::time::Duration) -> Result<Option<WatchLock>> {
         let path = self.dir.join(WATCH_LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o640)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .open(&path)
-            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        let file = open_lock_file(&path)?;
         let deadline = std::time::Instant::now() + wait;
         loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(Some(WatchLock { _lock: lock })),
-                Err((_, Errno::EWOULDBLOCK)) if std::time::Instant::now() >= deadline => {
+            match flock(&file, FlockArg::LockExclusiveNonblock) {
+                Ok(()) => return Ok(Some(WatchLock(StateLock { file, path }))),
+                Err(Errno::EWOULDBLOCK) if std::time::Instant::now() >= deadline => {
                     return Ok(None)
                 }
-                Err((f, Errno::EWOULDBLOCK | Errno::EINTR)) => {
-                    std::thread::sleep(LOCK_POLL);
-                    file = f;
-                }
-                Err((_, e)) => {
+                Err(Errno::EWOULDBLOCK | Errno::EINTR) => std::thread::sleep(LOCK_POLL),
+                Err(e) => {
                     return Err(std::io::Error::from(e))
                         .with_context(|| format!("cannot lock {}", path.display()))
                 }
@@ -228,8 +213,9 @@ impl StateDir {
     pub fn lock_holder(&self) -> Option<u32> {
         let path = self.dir.join(LOCK_FILE);
         let file = File::open(&path).ok()?;
-        match Flock::lock(file, FlockArg::LockSharedNonblock) {
-            Ok(_) => None,
+        // Got it (shared): nobody holds it; closing `file` releases ours.
+        match flock(&file, FlockArg::LockSharedNonblock) {
+            Ok(()) => None,
             Err(_) => read_pid(&path),
         }
     }
@@ -327,14 +313,70 @@ pub fn unsafe_state_dir(mode: u32, owner: u32, euid: u32) -> Option<String> {
 
 /// Held while rotating or shipping; released on drop (also by the kernel if we die).
 pub struct StateLock {
-    _lock: Flock<File>,
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for StateLock {
+    /// Unlocks, and says so if that fails: closing the file right after releases the lock
+    /// anyway (flock(2): a lock belongs to the open file, which dies with its last
+    /// descriptor; ours is close-on-exec, so no child holds a copy). nix's `Flock` panicked
+    /// here instead (`Failed to remove flock`, issue 18), a panic in a destructor.
+    fn drop(&mut self) {
+        if let Err(e) = flock(&self.file, FlockArg::Unlock) {
+            warn!(
+                "cannot unlock {} ({}); it is released as the file is closed",
+                self.path.display(),
+                e.desc()
+            );
+        }
+    }
+}
+
+/// flock(2) on `file`. nix deprecates this call in favour of its `Flock` guard, whose `Drop`
+/// panics when the unlock fails: [`StateLock`] owns the file and handles that error.
+#[allow(deprecated)]
+fn flock(file: &File, arg: FlockArg) -> nix::Result<()> {
+    nix::fcntl::flock(file.as_raw_fd(), arg)
 }
 
 /// Held by a running `watch` for its whole life: on a reload syslog-ng starts the next one
 /// while the old one is still stopping (docs/syslog-ng.md), and the next one takes over the
 /// open incident (its marker and its saved digest) only once the old one has let go of it.
-pub struct WatchLock {
-    _lock: Flock<File>,
+pub struct WatchLock(#[allow(dead_code)] StateLock);
+
+/// Opens (creating it) a lock file, never through a symlink.
+fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o640)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))
+}
+
+/// Waits for an exclusive lock on the lock file `path` (held for moments: the counters'),
+/// retrying when interrupted.
+pub fn lock_file(path: &Path) -> Result<StateLock> {
+    let file = open_lock_file(path)?;
+    loop {
+        match flock(&file, FlockArg::LockExclusive) {
+            Ok(()) => {
+                return Ok(StateLock {
+                    file,
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                return Err(std::io::Error::from(e))
+                    .with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::os::unix::fs::MetadataExt;
 
 pub fn run(config: &Config) -> Result<Outcome> {
     let text = render(config)?;
-    print!("{}", text.report);
+    crate::output::print(format_args!("{}", text.report))?;
     Ok(if text.pending > 0 {
         Outcome::Pending
     } else {

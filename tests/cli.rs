@@ -298,3 +298,96 @@ fn check_a_directory_destination() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("FAIL  syslog-ng control socket"), "{text}");
 }
+
+/// A stdout whose reader has gone away, as under `| head -1`: writes fail with EPIPE (the
+/// Rust runtime ignores SIGPIPE, and fasttrack keeps it so: src/output.rs).
+fn closed_pipe() -> std::process::Stdio {
+    let (read, write) = nix::unistd::pipe().expect("a pipe");
+    drop(read);
+    std::process::Stdio::from(write)
+}
+
+fn dev_full() -> std::process::Stdio {
+    std::process::Stdio::from(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full"),
+    )
+}
+
+#[test]
+fn a_reader_that_goes_away_stops_the_output_quietly_and_the_work_still_counts() {
+    let env = TestEnv::new();
+    write_log(&env, 0, 10);
+    let log = env.log().display().to_string();
+    for (sub, args) in [
+        ("digest", vec![log.as_str()]),
+        ("status", vec![]),
+        ("check", vec![]),
+        ("--help", vec![]),
+    ] {
+        let out = env
+            .fasttrack(sub, &args)
+            .stdout(closed_pipe())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{sub}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{sub}");
+    }
+    // rotate's report cannot be printed, but it rotated and shipped: its exit code says so.
+    let out = env
+        .fasttrack("rotate", &["--reopen", "none"])
+        .stdout(closed_pipe())
+        .output()
+        .unwrap();
+    env.assert_exit(&out, 0);
+    assert!(!stderr(&out).contains("fasttrack:"), "{}", stderr(&out));
+    assert_exactly_once_in_order(&env, 10);
+    assert_eq!(env.shipped_names().len(), 1);
+}
+
+#[test]
+fn a_full_disk_under_stdout_is_one_error_and_never_a_panic() {
+    let env = TestEnv::new();
+    write_log(&env, 0, 10);
+    // The issue-18 case: a cron job whose output goes to a full disk. The work is done, the
+    // report cannot be written: exit 1 with one message, no backtrace.
+    let out = env
+        .fasttrack("rotate", &["--reopen", "none"])
+        .stdout(dev_full())
+        .output()
+        .unwrap();
+    env.assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("fasttrack: cannot write to stdout: No space left on device"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(std::fs::read_to_string(env.log_file())
+        .unwrap()
+        .contains("cannot write to stdout"));
+    assert_exactly_once_in_order(&env, 10);
+    assert_eq!(env.shipped_names().len(), 1);
+    let sample = env.path().join("sample.log");
+    std::fs::write(&sample, docker_line(0, 502)).unwrap();
+    let sample = sample.display().to_string();
+    for (sub, args) in [
+        ("digest", vec![sample.as_str()]),
+        ("status", vec![]),
+        ("--help", vec![]),
+    ] {
+        let out = env
+            .fasttrack(sub, &args)
+            .stdout(dev_full())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{sub}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("fasttrack: cannot write to stdout"),
+            "{sub}: {}",
+            stderr(&out)
+        );
+    }
+}

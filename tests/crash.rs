@@ -7,7 +7,7 @@ use crate::util::webhook::{Answer, Webhook};
 use crate::util::*;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 
 fn burst(sng: &mut SyslogNg, seq: &mut u64, n: u64) {
     for _ in 0..n {

@@ -6,6 +6,7 @@ mod util;
 mod cli;
 mod corruption;
 mod crash;
+mod faults;
 mod incident;
 mod metrics;
 mod modes;

@@ -230,6 +230,7 @@ impl<W: Write> MaybeGz<W> {
     /// Flushes what is buffered and returns the inner writer.
     pub fn finish(self) -> std::io::Result<W> {
         match self {
+            // Invariant: Undecided holds its writer until `write` takes it and decides.
             MaybeGz::Undecided(w) => Ok(w.expect("present until decided")),
             MaybeGz::Plain(w) => Ok(w),
             MaybeGz::Gz(d) => d.finish(),
@@ -243,6 +244,7 @@ impl<W: Write> Write for MaybeGz<W> {
             if buf.is_empty() {
                 return Ok(0);
             }
+            // Invariant: Undecided holds its writer until here, where it is replaced at once.
             let w = w.take().expect("present until decided");
             // Both magic bytes, or a lone first byte that could start them (a 1-byte write).
             *self = if buf[0] == 0x1f && buf.get(1).map_or(true, |&b| b == 0x8b) {
@@ -254,6 +256,7 @@ impl<W: Write> Write for MaybeGz<W> {
         match self {
             MaybeGz::Plain(w) => w.write(buf),
             MaybeGz::Gz(d) => d.write(buf),
+            // Invariant: the block above replaced Undecided.
             MaybeGz::Undecided(_) => unreachable!("decided above"),
         }
     }

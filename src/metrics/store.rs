@@ -7,9 +7,6 @@
 use super::Counters;
 use crate::fsutil::{atomic_write, FileAccess};
 use anyhow::{Context, Result};
-use nix::fcntl::{Flock, FlockArg};
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 const COUNTERS_FILE: &str = "counters.toml";
@@ -21,26 +18,11 @@ pub fn counters_path(state_dir: &Path) -> PathBuf {
 
 /// The counters store's lock, held while they are read, changed and written (and, by
 /// [`super::publish`], while the metrics file is written from them). Released on drop.
-pub struct StoreLock {
-    _lock: Flock<File>,
-}
+pub struct StoreLock(#[allow(dead_code)] crate::state::StateLock);
 
 /// Waits for the store's lock (held for milliseconds at a time).
 pub fn lock(state_dir: &Path) -> Result<StoreLock> {
-    let path = state_dir.join(COUNTERS_LOCK);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o640)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
-    let lock = Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| std::io::Error::from(e))
-        .with_context(|| format!("cannot lock {}", path.display()))?;
-    Ok(StoreLock { _lock: lock })
+    crate::state::lock_file(&state_dir.join(COUNTERS_LOCK)).map(StoreLock)
 }
 
 /// The counters (all zero before the first change).

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod accounting;
 pub mod prometheus;
 pub mod s3;
 pub mod syslog_ng;
@@ -160,12 +161,7 @@ impl TestEnv {
     /// A `fasttrack` command with this env's options and no FASTTRACK_* from the outside.
     pub fn fasttrack(&self, sub: &str, extra: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("FASTTRACK_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(AWS_ENV.iter().copied());
+        hermetic(&mut cmd);
         cmd.arg(sub).args(self.common_args()).args(extra);
         cmd.stdin(Stdio::null());
         cmd
@@ -306,6 +302,58 @@ impl TestEnv {
             self.dump()
         );
     }
+}
+
+/// The environment of a fasttrack (or of a tool that runs it) started by a test: no
+/// FASTTRACK_* from the outside, the test's AWS settings ([`AWS_ENV`]).
+pub fn hermetic(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("FASTTRACK_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(AWS_ENV.iter().copied())
+}
+
+/// A small deterministic generator (xorshift64*), so that a run is reproduced from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn millis(&mut self, from: u64, to: u64) -> Duration {
+        Duration::from_millis(from + self.below(to - from))
+    }
+    /// Shuffles `items` in place (Fisher-Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+/// A seed from `var`, or from the clock; tests print it so that a run can be replayed.
+pub fn seed_from_env(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
 }
 
 fn suffix_of(name: &str) -> u64 {
