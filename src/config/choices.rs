@@ -52,6 +52,16 @@ impl ReopenMethod {
     }
 }
 
+/// One of a closed set of two or three values, or an error that lists them.
+fn either<T: ValueEnum>(text: &str, ignore_case: bool) -> Result<T, Invalid> {
+    one_of(text, ignore_case).ok_or_else(|| {
+        Invalid::Value(format!(
+            "{text:?} is not valid: use {}",
+            names::<T>().join(" or ")
+        ))
+    })
+}
+
 /// Which checksums the SDK sends: `WhenSupported` is AWS's default; `WhenRequired` is for stores
 /// that reject or mangle them (awslabs/aws-sdk-rust#1240). Content-MD5 is always sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,12 +73,7 @@ pub enum ChecksumMode {
 impl FromStr for ChecksumMode {
     type Err = Invalid;
     fn from_str(text: &str) -> Result<Self, Invalid> {
-        one_of(text, false).ok_or_else(|| {
-            Invalid::Value(format!(
-                "{text:?} is not valid: use {}",
-                names::<Self>().join(" or ")
-            ))
-        })
+        either(text, false)
     }
 }
 
@@ -84,12 +89,7 @@ pub enum NotifyFormat {
 impl FromStr for NotifyFormat {
     type Err = Invalid;
     fn from_str(text: &str) -> Result<Self, Invalid> {
-        one_of(text, false).ok_or_else(|| {
-            Invalid::Value(format!(
-                "{text:?} is not valid: use {}",
-                names::<Self>().join(" or ")
-            ))
-        })
+        either(text, false)
     }
 }
 
@@ -109,12 +109,7 @@ pub enum SseAlgorithm {
 impl FromStr for SseAlgorithm {
     type Err = Invalid;
     fn from_str(text: &str) -> Result<Self, Invalid> {
-        one_of(text, true).ok_or_else(|| {
-            Invalid::Value(format!(
-                "{text:?} is not valid: use {}",
-                names::<Self>().join(" or ")
-            ))
-        })
+        either(text, true)
     }
 }
 
