@@ -2,7 +2,7 @@
 # Installs what fasttrack's integration tests run against, if missing: a real syslog-ng
 # (Debian's syslog-ng-core, with syslog-ng-ctl), GNU time, strace (the fault-injection suite,
 # tests/faults.rs), promtool (Debian's prometheus), prometheus-node-exporter, and the
-# S3-compatible server s3s-fs.
+# S3-compatible server s3s-fs; faketime for check's clock-skew test.
 # Sourced by scripts/test.sh, scripts/soak.sh and scripts/faults.sh; run as root on Debian.
 export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 missing=()
@@ -11,6 +11,7 @@ command -v syslog-ng >/dev/null 2>&1 || missing+=(syslog-ng-core)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || missing+=(prometheus-node-exporter)
 command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (apt)"
   # The prometheus packages start their services from postinst (a Prometheus server and an

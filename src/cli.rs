@@ -59,13 +59,24 @@ pub enum Command {
     Upload,
     /// Show the log, the rotated files and their state, the last rotation and the last error
     Status,
-    /// Check that the destination is reachable and writable and that credentials resolve
-    Check,
+    /// Check the set-up and catch the classic mistakes: destination, credentials, clock, syslog-ng, logrotate, state dir, webhook
+    Check(CheckArgs),
     /// Print the incident digest of log files (plain or gzipped, local or s3://BUCKET/KEY)
     Digest(DigestArgs),
     /// Write the man page and shell completions into a directory (for packagers)
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Post a clearly marked test message to the --notify webhook (without it, check only sees that the webhook answers)
+    #[arg(long)]
+    pub notify_test: bool,
+
+    /// logrotate's main config: it and the files it includes must not rotate --log too [default: /etc/logrotate.conf]
+    #[arg(long, value_name = "FILE")]
+    pub logrotate_conf: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -82,7 +93,7 @@ impl Command {
             Command::Rotate => "rotate",
             Command::Upload => "upload",
             Command::Status => "status",
-            Command::Check => "check",
+            Command::Check(_) => "check",
             Command::Digest(_) => "digest",
             Command::GenerateDocs(_) => "generate-docs",
         }

@@ -120,7 +120,7 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
     }
     match cli.command {
         Command::Status => status::run(&config),
-        Command::Check => check::run(&config),
+        Command::Check(args) => check::run(&config, &args),
         Command::Digest(args) => digest_command::run(&config, &args),
         Command::GenerateDocs(args) => generate_docs(&args.out),
         Command::Watch(_) => {

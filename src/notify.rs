@@ -250,16 +250,61 @@ impl Notifier {
 
     fn post(&self, body: &serde_json::Value) -> Result<()> {
         let bytes = serde_json::to_vec(body).context("cannot serialise the notification")?;
-        let request = http::Request::post(&self.config.url)
-            .header(http::header::CONTENT_TYPE, "application/json")
+        let (status, body) = self.request(http::Method::POST, Bytes::from(bytes))?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            Err(anyhow!(
+                "the webhook answered HTTP {}: {}",
+                status.as_u16(),
+                text.trim()
+            ))
+        }
+    }
+
+    /// Whether the webhook answers at all, without posting anything: a HEAD request, whose
+    /// status (often 405 or 400 for a POST-only hook) proves the host, TLS and path reachable.
+    pub fn probe(&self) -> Result<http::StatusCode> {
+        self.request(http::Method::HEAD, Bytes::new())
+            .map(|(status, _)| status)
+    }
+
+    /// Posts a message that says it is a test, sent by `fasttrack check --notify-test` on
+    /// `host`, in the configured format.
+    pub fn send_test(&self, host: &str) -> Result<()> {
+        let text = format!(
+            "fasttrack test message from {host}: not an incident. Sent by `fasttrack check --notify-test` \
+             to show that incidents will reach this channel."
+        );
+        let body = match self.config.format {
+            NotifyFormat::Slack => serde_json::json!({ "text": text }),
+            NotifyFormat::Json => serde_json::json!({
+                "event": "fasttrack.test",
+                "host": host,
+                "text": text,
+            }),
+        };
+        self.post(&body)
+    }
+
+    /// One request to the webhook, with the attempt timeout; its status and body.
+    fn request(&self, method: http::Method, body: Bytes) -> Result<(http::StatusCode, Bytes)> {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(&self.config.url)
             .header(
                 http::header::USER_AGENT,
                 concat!("fasttrack/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Full::new(Bytes::from(bytes)))
+            );
+        if !body.is_empty() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(body))
             .map_err(|_| anyhow!("the webhook URL is not valid; check --notify"))?;
         self.rt.block_on(async {
-            let answer = tokio::time::timeout(ATTEMPT_TIMEOUT, async {
+            tokio::time::timeout(ATTEMPT_TIMEOUT, async {
                 let response = self.client.request(request).await.map_err(|e| {
                     // hyper's error text names no URL: safe to show.
                     anyhow!("cannot reach the webhook: {}", error_chain(&e))
@@ -274,18 +319,7 @@ impl Notifier {
                 Ok::<_, anyhow::Error>((status, body))
             })
             .await
-            .map_err(|_| anyhow!("the webhook did not answer within {ATTEMPT_TIMEOUT:?}"))??;
-            let (status, body) = answer;
-            if status.is_success() {
-                Ok(())
-            } else {
-                let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-                Err(anyhow!(
-                    "the webhook answered HTTP {}: {}",
-                    status.as_u16(),
-                    text.trim()
-                ))
-            }
+            .map_err(|_| anyhow!("the webhook did not answer within {ATTEMPT_TIMEOUT:?}"))?
         })
     }
 }

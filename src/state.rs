@@ -179,12 +179,7 @@ impl StateDir {
         // From here the lock is released when `lock` is dropped, error or not.
         let mut lock = StateLock { file, path };
         // The holder's pid, for `status` and for whoever waits.
-        let write_pid = (|| {
-            lock.file.set_len(0)?;
-            lock.file.rewind()?;
-            writeln!(&mut lock.file, "{}", std::process::id())
-        })();
-        write_pid.with_context(|| format!("cannot write lock file {}", lock.path.display()))?;
+        lock.write_pid()?;
         Ok(lock)
     }
 
@@ -196,7 +191,12 @@ impl StateDir {
         let deadline = std::time::Instant::now() + wait;
         loop {
             match flock(&file, FlockArg::LockExclusiveNonblock) {
-                Ok(()) => return Ok(Some(WatchLock(StateLock { file, path }))),
+                Ok(()) => {
+                    let mut lock = StateLock { file, path };
+                    // For `fasttrack check`, which reports the running watch by its pid.
+                    lock.write_pid()?;
+                    return Ok(Some(WatchLock(lock)));
+                }
                 Err(Errno::EWOULDBLOCK) if std::time::Instant::now() >= deadline => {
                     return Ok(None)
                 }
@@ -211,13 +211,13 @@ impl StateDir {
 
     /// The pid holding the lock, if it is held right now.
     pub fn lock_holder(&self) -> Option<u32> {
-        let path = self.dir.join(LOCK_FILE);
-        let file = File::open(&path).ok()?;
-        // Got it (shared): nobody holds it; closing `file` releases ours.
-        match flock(&file, FlockArg::LockSharedNonblock) {
-            Ok(()) => None,
-            Err(_) => read_pid(&path),
-        }
+        holder(&self.dir.join(LOCK_FILE)).flatten()
+    }
+
+    /// Whether a `watch` holds `watch.lock` right now, and its pid when it wrote one (a
+    /// `watch` of 0.1.0 leaves the file empty).
+    pub fn watch_holder(&self) -> Option<Option<u32>> {
+        holder(&self.dir.join(WATCH_LOCK_FILE))
     }
 
     /// Reads `state.toml` (an empty state if it does not exist yet).
@@ -285,6 +285,16 @@ impl StateDir {
     }
 }
 
+/// `Some` if someone holds the lock `path` right now, with the pid it wrote if any.
+fn holder(path: &Path) -> Option<Option<u32>> {
+    let file = File::open(path).ok()?;
+    // Got it (shared): nobody holds it; closing `file` releases ours.
+    match flock(&file, FlockArg::LockSharedNonblock) {
+        Ok(()) => None,
+        Err(_) => Some(read_pid(path)),
+    }
+}
+
 fn read_pid(path: &Path) -> Option<u32> {
     let mut s = String::new();
     File::open(path).ok()?.read_to_string(&mut s).ok()?;
@@ -315,6 +325,18 @@ pub fn unsafe_state_dir(mode: u32, owner: u32, euid: u32) -> Option<String> {
 pub struct StateLock {
     file: File,
     path: PathBuf,
+}
+
+impl StateLock {
+    /// Replaces the lock file's content with this process's pid.
+    fn write_pid(&mut self) -> Result<()> {
+        let written = (|| {
+            self.file.set_len(0)?;
+            self.file.rewind()?;
+            writeln!(&mut self.file, "{}", std::process::id())
+        })();
+        written.with_context(|| format!("cannot write lock file {}", self.path.display()))
+    }
 }
 
 impl Drop for StateLock {

@@ -1,11 +1,8 @@
 //! The command line contract: exit codes, configuration errors, status, --keep,
-//! refusing hostile files, suffixes when the clock goes back.
+//! refusing hostile files, suffixes when the clock goes back. Runs are stated with
+//! [`Cmd`] (tests/util/cmd.rs): expected status and text, one message when they differ.
 
 use crate::util::*;
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn write_log(env: &TestEnv, from: u64, to: u64) {
     let text: String = (from..to).map(|s| docker_line(s, 200)).collect();
@@ -37,78 +34,46 @@ fn bad_configuration_exits_2_and_names_the_setting() {
         } else {
             "rotate"
         };
-        let out = env.run(sub, &args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?} {file:?}: {}",
-            stderr(&out)
-        );
-        assert!(
-            stderr(&out).contains(expected),
-            "{args:?} {file:?}: {}",
-            stderr(&out)
-        );
+        env.cmd(sub, &args).status(2).stderr_has(expected).run();
     }
     std::fs::write(env.path().join("fasttrack.toml"), "").unwrap();
 
     // A value from the environment is named by its variable.
-    let out = env
-        .fasttrack("rotate", &[])
+    env.cmd("rotate", &[])
         .env("FASTTRACK_COMPRESSION_LEVEL", "11")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("FASTTRACK_COMPRESSION_LEVEL \"11\""),
-        "{}",
-        stderr(&out)
-    );
+        .status(2)
+        .stderr_has("FASTTRACK_COMPRESSION_LEVEL \"11\"")
+        .run();
 
     // ... `--match` too (its field is `match_`, which once named it `--match-`).
-    let out = env
-        .fasttrack("digest", &["/dev/null"])
+    env.cmd("digest", &["/dev/null"])
         .env("FASTTRACK_MATCH", "(")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("FASTTRACK_MATCH \"(\" is not a valid regular expression"),
-        "{}",
-        stderr(&out)
-    );
+        .status(2)
+        .stderr_has("FASTTRACK_MATCH \"(\" is not a valid regular expression")
+        .run();
 
     // A missing explicit config file is an error that names it.
-    let out = std::process::Command::new(BIN)
-        .args(["rotate", "-c", "/nonexistent/fasttrack.toml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("/nonexistent/fasttrack.toml"),
-        "{}",
-        stderr(&out)
-    );
+    let mut bare = std::process::Command::new(BIN);
+    hermetic(&mut bare).args(["rotate", "-c", "/nonexistent/fasttrack.toml"]);
+    Cmd::new(bare)
+        .status(2)
+        .stderr_has("/nonexistent/fasttrack.toml")
+        .run();
 
     // No destination anywhere.
-    let out = std::process::Command::new(BIN)
+    let mut bare = std::process::Command::new(BIN);
+    hermetic(&mut bare)
         .args(["rotate", "-c"])
         .arg(env.path().join("fasttrack.toml"))
         .arg("--state-dir")
-        .arg(env.state())
-        .env_remove("FASTTRACK_DEST")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("no destination configured"),
-        "{}",
-        stderr(&out)
-    );
+        .arg(env.state());
+    Cmd::new(bare)
+        .status(2)
+        .stderr_has("no destination configured")
+        .run();
 
     // Usage errors are 2 as well, and nothing was touched.
-    let out = env.run("rotate", &["--no-such-flag"]);
-    assert_eq!(out.status.code(), Some(2));
+    env.cmd("rotate", &["--no-such-flag"]).status(2).run();
     assert!(!env.state().exists());
 }
 
@@ -122,20 +87,17 @@ fn config_file_values_apply_and_flags_win() {
     );
     std::fs::write(env.path().join("fasttrack.toml"), toml).unwrap();
     // --log from the command line beats the file's log; keep = 0 from the file applies.
-    let out = env.run("rotate", &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    env.cmd("rotate", &[]).status(0).run_in(&env);
     assert_eq!(env.shipped().len(), 1);
     let local_gz = env.local_gz_names().len();
     assert_eq!(local_gz, 0, "keep = 0 removes the shipped local copy");
 
     // The environment beats the file: FASTTRACK_KEEP=5 keeps the next one.
     write_log(&env, 10, 20);
-    let out = env
-        .fasttrack("rotate", &[])
+    env.cmd("rotate", &[])
         .env("FASTTRACK_KEEP", "5")
-        .output()
-        .unwrap();
-    env.assert_exit(&out, 0);
+        .status(0)
+        .run_in(&env);
     assert_eq!(env.local_gz_names().len(), 1);
     assert_exactly_once_in_order(&env, 20);
 }
@@ -146,29 +108,22 @@ fn an_unreachable_destination_exits_3_keeps_the_file_and_upload_ships_it_later()
     write_log(&env, 0, 10);
     let missing = env.path().join("not-mounted");
     let dest = format!("file://{}", missing.display());
-    let out = env.run("rotate", &["--reopen", "none", "--dest", &dest]);
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("does not exist; create it"),
-        "{}",
-        stderr(&out)
-    );
+    env.cmd("rotate", &["--reopen", "none", "--dest", &dest])
+        .status(3)
+        .stderr_has("does not exist; create it")
+        .run();
 
-    let status = env.run("status", &["--dest", &dest]);
-    let text = String::from_utf8_lossy(&status.stdout);
-    assert_eq!(status.status.code(), Some(3), "{text}");
-    assert!(
-        text.contains("PENDING: compressed, not shipped yet"),
-        "{text}"
-    );
-    assert!(
-        text.contains("last error") && text.contains("not-mounted"),
-        "{text}"
-    );
+    env.cmd("status", &["--dest", &dest])
+        .status(3)
+        .stdout_has("PENDING: compressed, not shipped yet")
+        .stdout_has("last error")
+        .stdout_has("not-mounted")
+        .run();
 
     std::fs::create_dir(&missing).unwrap();
-    let out = env.run("upload", &["--reopen", "none", "--dest", &dest]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    env.cmd("upload", &["--reopen", "none", "--dest", &dest])
+        .status(0)
+        .run_in(&env);
     // the log and its digest
     let mut shipped: Vec<String> = std::fs::read_dir(missing.join(HOST))
         .unwrap()
@@ -178,8 +133,7 @@ fn an_unreachable_destination_exits_3_keeps_the_file_and_upload_ships_it_later()
     shipped.sort();
     assert_eq!(shipped.len(), 2, "{shipped:?}");
     assert!(shipped[0].ends_with(".gz") && shipped[1] == shipped[0].replace(".gz", ".json"));
-    let status = env.run("status", &["--dest", &dest]);
-    assert_eq!(status.status.code(), Some(0));
+    env.cmd("status", &["--dest", &dest]).status(0).run();
 }
 
 #[test]
@@ -187,8 +141,9 @@ fn keep_prunes_only_shipped_files() {
     let env = TestEnv::new();
     for round in 0..4 {
         write_log(&env, round * 10, round * 10 + 10);
-        let out = env.run("rotate", &["--reopen", "none", "--keep", "2"]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        env.cmd("rotate", &["--reopen", "none", "--keep", "2"])
+            .status(0)
+            .run_in(&env);
     }
     assert_eq!(env.shipped().len(), 4);
     let shipped = env.shipped_names();
@@ -198,11 +153,12 @@ fn keep_prunes_only_shipped_files() {
     // An unshipped file is never pruned, whatever --keep says.
     write_log(&env, 40, 50);
     let missing = format!("file://{}", env.path().join("gone").display());
-    let out = env.run(
+    env.cmd(
         "rotate",
         &["--reopen", "none", "--keep", "0", "--dest", &missing],
-    );
-    assert_eq!(out.status.code(), Some(3));
+    )
+    .status(3)
+    .run();
     let local = env.local_gz_names();
     assert_eq!(
         local.len(),
@@ -232,8 +188,9 @@ fn suffixes_keep_increasing_when_mtimes_collide_or_go_back() {
             .status()
             .unwrap();
         assert!(touched.success());
-        let out = env.run("rotate", &["--reopen", "none"]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        env.cmd("rotate", &["--reopen", "none"])
+            .status(0)
+            .run_in(&env);
     }
     let names = env.shipped_names();
     assert_eq!(
@@ -251,11 +208,11 @@ fn suffixes_keep_increasing_when_mtimes_collide_or_go_back() {
 #[test]
 fn status_reports_an_untouched_host_and_exits_0() {
     let env = TestEnv::new();
-    let out = env.run("status", &[]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("not created yet"), "{text}");
-    assert!(text.contains("rotated files  none"), "{text}");
+    env.cmd("status", &[])
+        .status(0)
+        .stdout_has("not created yet")
+        .stdout_has("rotated files  none")
+        .run();
     assert!(!env.state().exists(), "status never creates anything");
 }
 
@@ -278,25 +235,23 @@ fn watch_that_cannot_start_under_syslog_ng_logs_why_and_does_not_spin() {
 #[test]
 fn check_a_directory_destination() {
     let env = TestEnv::new();
-    let out = env.run("check", &["--reopen", "none"]);
-    env.assert_exit(&out, 0);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("OK    test write and remove"), "{text}");
+    env.cmd("check", &["--reopen", "none"])
+        .status(0)
+        .stdout_has("OK    test write and remove")
+        .run_in(&env);
 
     let missing = format!("file://{}", env.path().join("unmounted").display());
-    let out = env.run("check", &["--reopen", "none", "--dest", &missing]);
-    env.assert_exit(&out, 1);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("FAIL  directory") && text.contains("fix --dest"),
-        "{text}"
-    );
+    env.cmd("check", &["--reopen", "none", "--dest", &missing])
+        .status(1)
+        .stdout_has("FAIL  directory")
+        .stdout_has("fix --dest")
+        .run();
 
     // syslog-ng is not running here: the reopen methods are reported as unusable.
-    let out = env.run("check", &[]);
-    env.assert_exit(&out, 1);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("FAIL  syslog-ng control socket"), "{text}");
+    env.cmd("check", &[])
+        .status(1)
+        .stdout_has("FAIL  syslog-ng control socket")
+        .run();
 }
 
 /// A stdout whose reader has gone away, as under `| head -1`: writes fail with EPIPE (the
@@ -327,22 +282,18 @@ fn a_reader_that_goes_away_stops_the_output_quietly_and_the_work_still_counts() 
         ("check", vec![]),
         ("--help", vec![]),
     ] {
-        let out = env
-            .fasttrack(sub, &args)
-            .stdout(closed_pipe())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{sub}: {}", stderr(&out));
-        assert_eq!(stderr(&out), "", "{sub}");
+        let mut cmd = env.cmd(sub, &args).status(0);
+        cmd.command().stdout(closed_pipe());
+        let ran = cmd.run();
+        assert_eq!(ran.stderr, "", "{sub}");
     }
     // rotate's report cannot be printed, but it rotated and shipped: its exit code says so.
-    let out = env
-        .fasttrack("rotate", &["--reopen", "none"])
-        .stdout(closed_pipe())
-        .output()
-        .unwrap();
-    env.assert_exit(&out, 0);
-    assert!(!stderr(&out).contains("fasttrack:"), "{}", stderr(&out));
+    let mut cmd = env
+        .cmd("rotate", &["--reopen", "none"])
+        .status(0)
+        .stderr_lacks("fasttrack:");
+    cmd.command().stdout(closed_pipe());
+    cmd.run_in(&env);
     assert_exactly_once_in_order(&env, 10);
     assert_eq!(env.shipped_names().len(), 1);
 }
@@ -353,18 +304,13 @@ fn a_full_disk_under_stdout_is_one_error_and_never_a_panic() {
     write_log(&env, 0, 10);
     // The issue-18 case: a cron job whose output goes to a full disk. The work is done, the
     // report cannot be written: exit 1 with one message, no backtrace.
-    let out = env
-        .fasttrack("rotate", &["--reopen", "none"])
-        .stdout(dev_full())
-        .output()
-        .unwrap();
-    env.assert_exit(&out, 1);
-    let err = stderr(&out);
-    assert!(
-        err.contains("fasttrack: cannot write to stdout: No space left on device"),
-        "{err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
+    let mut cmd = env
+        .cmd("rotate", &["--reopen", "none"])
+        .status(1)
+        .stderr_has("fasttrack: cannot write to stdout: No space left on device")
+        .stderr_lacks("panicked");
+    cmd.command().stdout(dev_full());
+    cmd.run_in(&env);
     assert!(std::fs::read_to_string(env.log_file())
         .unwrap()
         .contains("cannot write to stdout"));
@@ -378,16 +324,11 @@ fn a_full_disk_under_stdout_is_one_error_and_never_a_panic() {
         ("status", vec![]),
         ("--help", vec![]),
     ] {
-        let out = env
-            .fasttrack(sub, &args)
-            .stdout(dev_full())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{sub}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("fasttrack: cannot write to stdout"),
-            "{sub}: {}",
-            stderr(&out)
-        );
+        let mut cmd = env
+            .cmd(sub, &args)
+            .status(1)
+            .stderr_has("fasttrack: cannot write to stdout");
+        cmd.command().stdout(dev_full());
+        cmd.run();
     }
 }

@@ -97,14 +97,14 @@ impl Destination for LocalDir {
     }
 
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem> {
-        let exists = CheckItem {
-            what: format!("directory {}", self.root.display()),
-            result: if self.root.is_dir() {
+        let exists = CheckItem::from_result(
+            format!("directory {}", self.root.display()),
+            if self.root.is_dir() {
                 Ok("exists".into())
             } else {
                 Err("does not exist; create it (or mount it) or fix --dest".into())
             },
-        };
+        );
         let probe = self.root.join(probe_key.as_str());
         let write = (|| -> Result<()> {
             if let Some(dir) = probe.parent() {
@@ -119,12 +119,12 @@ impl Destination for LocalDir {
         })();
         vec![
             exists,
-            CheckItem {
-                what: "test write and remove".into(),
-                result: write
+            CheckItem::from_result(
+                "test write and remove",
+                write
                     .map(|()| probe.display().to_string())
                     .map_err(|e| format!("{e:#}")),
-            },
+            ),
         ]
     }
 }

@@ -73,11 +73,51 @@ impl From<anyhow::Error> for ShipError {
     }
 }
 
-/// One line of `fasttrack check`.
-#[derive(Debug, Clone)]
+/// How one line of `fasttrack check` came out. `Warn` does not change the exit code:
+/// fasttrack works, but something should be fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One line of `fasttrack check`: `OK    what: detail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckItem {
     pub what: String,
-    pub result: Result<String, String>,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+impl CheckItem {
+    pub fn new(what: impl Into<String>, verdict: Verdict, detail: impl Into<String>) -> CheckItem {
+        CheckItem {
+            what: what.into(),
+            verdict,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn ok(what: impl Into<String>, detail: impl Into<String>) -> CheckItem {
+        CheckItem::new(what, Verdict::Ok, detail)
+    }
+
+    pub fn warn(what: impl Into<String>, detail: impl Into<String>) -> CheckItem {
+        CheckItem::new(what, Verdict::Warn, detail)
+    }
+
+    pub fn fail(what: impl Into<String>, detail: impl Into<String>) -> CheckItem {
+        CheckItem::new(what, Verdict::Fail, detail)
+    }
+
+    /// OK with the success's detail, FAIL with the error's.
+    pub fn from_result(what: impl Into<String>, result: Result<String, String>) -> CheckItem {
+        match result {
+            Ok(detail) => CheckItem::ok(what, detail),
+            Err(detail) => CheckItem::fail(what, detail),
+        }
+    }
 }
 
 pub trait Destination: Send + Sync {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod accounting;
+pub mod cmd;
 pub mod prometheus;
 pub mod s3;
 pub mod syslog_ng;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use cmd::Cmd;
 pub use s3::S3Server;
 pub use syslog_ng::SyslogNg;
 
@@ -175,6 +177,11 @@ impl TestEnv {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn fasttrack watch")
+    }
+
+    /// `fasttrack SUB` with this env's options, as a [`Cmd`] to state what it must do.
+    pub fn cmd(&self, sub: &str, extra: &[&str]) -> Cmd {
+        Cmd::new(self.fasttrack(sub, extra))
     }
 
     pub fn run(&self, sub: &str, extra: &[&str]) -> Output {

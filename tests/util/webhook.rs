@@ -20,8 +20,10 @@ pub struct Webhook {
     pub port: u16,
     /// Bodies of the requests answered 200.
     pub accepted: Arc<Mutex<Vec<Vec<u8>>>>,
-    /// How many requests were received in all (answered or not).
+    /// How many POST requests were received in all (answered or not).
     pub received: Arc<Mutex<usize>>,
+    /// The methods of the other requests (answered 405), in order.
+    pub others: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -31,8 +33,14 @@ impl Webhook {
         let port = listener.local_addr().unwrap().port();
         let accepted: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
         let received: Arc<Mutex<usize>> = Arc::default();
+        let others: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (acc, rec, stopped) = (accepted.clone(), received.clone(), stop.clone());
+        let (acc, rec, oth, stopped) = (
+            accepted.clone(),
+            received.clone(),
+            others.clone(),
+            stop.clone(),
+        );
         std::thread::spawn(move || {
             let mut hung: Vec<TcpStream> = Vec::new();
             for conn in listener.incoming() {
@@ -40,9 +48,18 @@ impl Webhook {
                     return;
                 }
                 let Ok(mut conn) = conn else { continue };
-                let Some(body) = read_request(&mut conn) else {
+                let Some((method, body)) = read_request(&mut conn) else {
                     continue;
                 };
+                if method != "POST" {
+                    // As Slack's hooks do: only POST is served.
+                    oth.lock().unwrap().push(method);
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    continue;
+                }
                 let n = {
                     let mut r = rec.lock().unwrap();
                     *r += 1;
@@ -72,6 +89,7 @@ impl Webhook {
             port,
             accepted,
             received,
+            others,
             stop,
         }
     }
@@ -101,13 +119,15 @@ impl Drop for Webhook {
     }
 }
 
-/// Reads one HTTP/1.1 request with a Content-Length body; None if it is not one.
-fn read_request(conn: &mut TcpStream) -> Option<Vec<u8>> {
+/// Reads one HTTP/1.1 request with a Content-Length body (none but for POST): its method and
+/// body; None if it is not one.
+fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut reader = BufReader::new(conn.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
-    if !line.starts_with("POST ") {
+    let method = line.split(' ').next()?.to_string();
+    if method.is_empty() || !line.contains(" HTTP/1.") {
         return None;
     }
     let mut length = 0usize;
@@ -126,7 +146,7 @@ fn read_request(conn: &mut TcpStream) -> Option<Vec<u8>> {
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).ok()?;
-    Some(body)
+    Some((method, body))
 }
 
 /// GETs an http:// URL (a presigned link) and returns the status and body.
