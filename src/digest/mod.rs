@@ -29,7 +29,7 @@ pub mod template;
 
 pub use parse::{parse_line, Parsed};
 pub use render::{render_slack, render_text, thousands, time_frame};
-pub use template::{classify, template, Fields};
+pub use template::{describe, template, Fields};
 
 /// How many distinct keys each counter table keeps.
 pub const MESSAGE_CAPACITY: usize = 200;
@@ -315,10 +315,7 @@ impl Builder {
         }
         self.hosts.add(parsed.host.unwrap_or("-"), 1, || ());
         self.programs.add(parsed.program.unwrap_or("-"), 1, || ());
-        let mut fields = classify(parsed.message);
-        // The status is the classifier's, read from the whole line: the digest and the
-        // decision to open an incident never disagree.
-        fields.status = verdict.status().map(|s| s.to_string());
+        let fields = describe(parsed.message, verdict.status().map(|s| s.to_string()));
         let status = fields.status.clone().unwrap_or_else(|| "-".to_string());
         *self.statuses.entry(status).or_default() += 1;
         let template = fields.template;

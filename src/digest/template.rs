@@ -52,14 +52,12 @@ fn access_request(m: &str) -> Option<(&str, &str, &str)> {
     None
 }
 
-/// The template, status and request id of a message: from its fields when it is JSON, from
-/// the access-log request line when it has one (`POST /api/orders/<n> 502`), else the
-/// normalised message. The status is always [`crate::classify`]'s.
-pub fn classify(message: &str) -> Fields {
+/// The template and request id of a message: from its fields when it is JSON, from the
+/// access-log request line when it has one (`POST /api/orders/<n> 502`), else the normalised
+/// message. `status` is [`crate::classify`]'s, read by the caller from the whole line (the
+/// digest and the decision to open an incident never disagree, and a line is classified once).
+pub fn describe(message: &str, status: Option<String>) -> Fields {
     let m = message.trim();
-    let status = crate::classify::classify(m.as_bytes())
-        .status()
-        .map(|s| s.to_string());
     if m.starts_with('{') {
         if let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(m) {
             return Fields {
@@ -352,6 +350,14 @@ fn is_time(t: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`describe`] with the status the classifier reads from the message.
+    fn classify(message: &str) -> Fields {
+        let status = crate::classify::classify(message.trim().as_bytes())
+            .status()
+            .map(|s| s.to_string());
+        describe(message, status)
+    }
 
     #[test]
     fn normalises_the_variable_parts() {
