@@ -58,7 +58,10 @@ pub enum Command {
     /// Ship rotated files that are still pending, without rotating
     Upload,
     /// Show the log, the rotated files and their state, the last rotation and the last error
-    Status,
+    ///
+    /// With --json, the same report as one JSON document whose schema (version 1) is
+    /// /usr/share/doc/fasttrack/status-json.md (docs/ in the source). Exits 3 when a file is pending, either way.
+    Status(StatusArgs),
     /// Check the set-up and catch the classic mistakes: destination, credentials, clock, syslog-ng, logrotate, state dir, webhook
     Check(CheckArgs),
     /// Print the incident digest of log files (plain or gzipped, local or s3://BUCKET/KEY)
@@ -92,7 +95,7 @@ impl Command {
             Command::Watch(_) => "watch",
             Command::Rotate => "rotate",
             Command::Upload => "upload",
-            Command::Status => "status",
+            Command::Status(_) => "status",
             Command::Check(_) => "check",
             Command::Digest(_) => "digest",
             Command::GenerateDocs(_) => "generate-docs",
@@ -342,6 +345,13 @@ pub struct IncidentArgs {
         value_name = "DURATION"
     )]
     pub notify_link_expiry: Option<Given<LinkExpiry>>,
+}
+
+#[derive(Debug, Default, Args)]
+pub struct StatusArgs {
+    /// Print one JSON document (schema version 1: /usr/share/doc/fasttrack/status-json.md) instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Default, Args)]

@@ -119,7 +119,14 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
         output::eprint(format_args!("fasttrack: warning: {warning}\n"));
     }
     match cli.command {
-        Command::Status => status::run(&config),
+        Command::Status(args) => status::run(
+            &config,
+            if args.json {
+                status::Format::Json
+            } else {
+                status::Format::Text
+            },
+        ),
         Command::Check(args) => check::run(&config, &args),
         Command::Digest(args) => digest_command::run(&config, &args),
         Command::GenerateDocs(args) => generate_docs(&args.out),

@@ -24,6 +24,8 @@ const LOCK_FILE: &str = "lock";
 pub const WATCH_LOCK_FILE: &str = "watch.lock";
 const INCIDENT_FILE: &str = "incident";
 const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+/// What is said of an incident marker whose time cannot be read.
+pub const UNREADABLE_TIME: &str = "(an unreadable time)";
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -256,15 +258,18 @@ impl StateDir {
     /// The open incident marker: when the first unrotated 5xx line was seen. Its existence is
     /// what counts: a marker whose content is damaged still means an incident is open.
     pub fn incident(&self) -> Option<String> {
+        self.incident_marker()
+            .map(|since| since.unwrap_or_else(|| UNREADABLE_TIME.to_string()))
+    }
+
+    /// The open incident marker, if one exists, with its time (`None` when its content is
+    /// damaged: `status --json` says null there rather than a placeholder).
+    pub fn incident_marker(&self) -> Option<Option<String>> {
         let bytes = std::fs::read(self.dir.join(INCIDENT_FILE)).ok()?;
         let text = String::from_utf8_lossy(&bytes);
         let since = text.trim();
         let readable = !since.is_empty() && since.chars().all(|c| !c.is_control());
-        Some(if readable {
-            since.chars().take(64).collect()
-        } else {
-            "(an unreadable time)".to_string()
-        })
+        Some(readable.then(|| since.chars().take(64).collect()))
     }
 
     pub fn mark_incident(&self, since: &str) -> Result<()> {
@@ -501,6 +506,9 @@ mod tests {
         assert_eq!(sd.incident(), None);
         sd.mark_incident("2026-11-21T00:00:00Z").unwrap();
         assert_eq!(sd.incident().as_deref(), Some("2026-11-21T00:00:00Z"));
+        std::fs::write(dir.path().join(INCIDENT_FILE), b"\x00\x01\n").unwrap();
+        assert_eq!(sd.incident().as_deref(), Some(UNREADABLE_TIME));
+        assert_eq!(sd.incident_marker(), Some(None));
         sd.clear_incident().unwrap();
         sd.clear_incident().unwrap();
         assert_eq!(sd.incident(), None);

@@ -15,4 +15,5 @@ mod recovery;
 mod reliability;
 mod s3;
 mod signal;
+mod status_json;
 mod syslog;
