@@ -7,7 +7,7 @@
 use crate::config::choices::{ChecksumMode, NotifyFormat, SseAlgorithm, StorageClass};
 use crate::config::values::{
     Concurrency, EndpointUrl, Given, HostName, IgnorePattern, Keep, Level, LinkExpiry, MatchRule,
-    NonZeroDuration, OrBlank, PartSize, Threads, Toggle, Top, WebhookUrl,
+    NonZeroDuration, NotifyInterval, OrBlank, PartSize, Threads, Toggle, Top, WebhookUrl,
 };
 use crate::config::DestUrl;
 pub use crate::config::ReopenMethod;
@@ -336,6 +336,15 @@ pub struct IncidentArgs {
         value_name = "FORMAT"
     )]
     pub notify_format: Option<Given<NotifyFormat>>,
+
+    /// At most one --notify message per this long: incidents in between are folded into the next, never dropped; 0s: no wait [default: 5m]
+    #[arg(
+        long,
+        env = "FASTTRACK_NOTIFY_INTERVAL",
+        global = true,
+        value_name = "DURATION"
+    )]
+    pub notify_interval: Option<Given<NotifyInterval>>,
 
     /// How long the download link in a notification works (an S3 presigned URL: at most 7d) [default: 7d]
     #[arg(

@@ -177,14 +177,22 @@ fn ship_now(config: &Config, mode: cycle::Mode) -> Result<Outcome> {
     // Shipped incidents are announced after the shipping, each attempt bounded: what
     // fails stays queued for the next run (watch retries by itself).
     if let Some(n) = &config.incident.notify {
-        let failed = match notify::Notifier::new(n) {
-            Ok(notifier) => notifier.deliver_due(&config.state_dir).failed,
-            Err(e) => vec![format!("{e:#}")],
+        let delivery = match notify::Notifier::new(n) {
+            Ok(notifier) => notifier.deliver_due(&config.state_dir),
+            Err(e) => notify::Delivery {
+                failed: vec![format!("{e:#}")],
+                ..Default::default()
+            },
         };
-        for failure in &failed {
+        for failure in &delivery.failed {
+            output::eprint(format_args!("fasttrack: notification pending: {failure}\n"));
+        }
+        let waiting = notify::pending(&config.state_dir).len();
+        if delivery.failed.is_empty() && waiting > 0 {
+            // Throttled: a route posted less than its interval ago.
             output::eprint(format_args!(
-                "fasttrack: notification to {} pending: {failure}\n",
-                n.redacted_url()
+                "fasttrack: {waiting} notification(s) wait for their route's interval; the next \
+                 `fasttrack watch`, `rotate` or `upload` after it sends them, folded into one message\n"
             ));
         }
     }

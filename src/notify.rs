@@ -9,7 +9,14 @@
 //! Secrets: a Slack webhook URL carries its token and a presigned link its signature. Logs
 //! show the webhook's scheme and host only, and never the link.
 
-use crate::config::{NotifyConfig, NotifyFormat};
+mod fold;
+mod routing;
+mod throttle;
+
+pub use routing::route_jobs;
+
+use crate::config::routes::NOTIFY_ROUTE;
+use crate::config::{NotifyConfig, NotifyFormat, Route};
 use crate::digest::{render_slack, Digest};
 use crate::fsutil::{atomic_write, create_private_dir, FileAccess};
 use crate::retry::Policy;
@@ -17,8 +24,11 @@ use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use throttle::Throttle;
 use tracing::{error, info, warn};
 
 /// One attempt may take this long (connect, send, answer).
@@ -41,6 +51,13 @@ pub struct Job {
     /// Unix seconds of the next attempt.
     pub next_at: u64,
     pub last_error: Option<String>,
+    /// The route it goes to; jobs queued before routes existed go to `--notify`'s.
+    #[serde(default = "notify_route")]
+    pub route: String,
+}
+
+fn notify_route() -> String {
+    NOTIFY_ROUTE.to_string()
 }
 
 pub fn queue_dir(state_dir: &Path) -> PathBuf {
@@ -56,10 +73,14 @@ fn unix_now() -> u64 {
 /// Queues `job`; its file holds the digest (lines of the log), so it gets `access`: that of a
 /// file made from the shipped log, or of the job's earlier file when it is rescheduled.
 pub fn enqueue(state_dir: &Path, job: &Job, access: FileAccess) -> Result<()> {
-    let dir = queue_dir(state_dir);
-    create_private_dir(&dir)?;
+    create_private_dir(&queue_dir(state_dir))?;
     let bytes = serde_json::to_vec(job).context("cannot serialise a notification")?;
-    atomic_write(&dir.join(format!("{}.json", job.name)), &bytes, access)
+    atomic_write(&job_path(state_dir, job), &bytes, access)
+}
+
+/// `<state-dir>/notify/<route>@<name>.json`: one file per incident and route.
+fn job_path(state_dir: &Path, job: &Job) -> PathBuf {
+    queue_dir(state_dir).join(format!("{}@{}.json", job.route, job.name))
 }
 
 /// The jobs waiting, oldest first (read-only: `status` lists them).
@@ -137,16 +158,41 @@ pub struct Notifier {
     config: NotifyConfig,
     rt: tokio::runtime::Runtime,
     client: HttpClient,
+    /// When each webhook URL was last posted to: at most one message a second each.
+    last_post: Mutex<HashMap<String, Instant>>,
 }
 
 /// What one pass over the queue did.
 #[derive(Debug, Default)]
 pub struct Delivery {
+    /// Incidents told (a folded message tells several).
     pub sent: usize,
     pub failed: Vec<String>,
     /// When the next job is due, if any is left.
     pub next_at: Option<u64>,
 }
+
+impl Delivery {
+    fn due(&mut self, at: u64) {
+        self.next_at = Some(self.next_at.map_or(at, |n| n.min(at)));
+    }
+}
+
+/// Why a post failed: the webhook asked to wait (429), or anything else.
+#[derive(Debug)]
+enum PostError {
+    RateLimited(Duration),
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for PostError {
+    fn from(e: anyhow::Error) -> Self {
+        PostError::Failed(e)
+    }
+}
+
+/// The least time between two posts to one webhook URL (Slack drops faster bursts).
+const URL_SPACING: Duration = Duration::from_secs(1);
 
 impl Notifier {
     pub fn new(config: &NotifyConfig) -> Result<Notifier> {
@@ -178,68 +224,83 @@ impl Notifier {
             config: config.clone(),
             rt,
             client,
+            last_post: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Tries every job that is due once. Jobs delivered are removed; the others are
-    /// rescheduled, and given up (with an error in the log) after the attempts of
-    /// [`Policy::WEBHOOK`].
+    pub fn routes(&self) -> &[Route] {
+        &self.config.routes
+    }
+
+    /// Posts what is due, one message per route: the jobs waiting for a route whose interval
+    /// has passed go out folded into one message ([`fold`]). Delivered jobs are removed; the
+    /// others are rescheduled, and given up (with an error in the log) after the attempts of
+    /// [`Policy::WEBHOOK`]. A 429 defers the route by its `Retry-After` without counting as a
+    /// failed attempt.
     pub fn deliver_due(&self, state_dir: &Path) -> Delivery {
         let mut out = Delivery::default();
-        let now = unix_now();
-        for (path, mut job) in read_queue(state_dir, true) {
-            if job.next_at > now {
-                out.next_at = Some(out.next_at.map_or(job.next_at, |n| n.min(job.next_at)));
+        let mut by_route: BTreeMap<String, Vec<(PathBuf, Job)>> = BTreeMap::new();
+        for (path, job) in read_queue(state_dir, true) {
+            by_route
+                .entry(job.route.clone())
+                .or_default()
+                .push((path, job));
+        }
+        let mut throttle = Throttle::load(state_dir);
+        for (name, jobs) in by_route {
+            let Some(route) = self.config.routes.iter().find(|r| r.name == name) else {
+                set_aside_unrouted(&name, &jobs);
+                continue;
+            };
+            let mut times = throttle.get(&name);
+            let jobs_due = jobs.iter().map(|(_, j)| j.next_at).max().unwrap_or(0);
+            let at = throttle::due_at(times, route.interval, jobs_due);
+            if at > unix_now() {
+                out.due(at);
                 continue;
             }
-            let body = payload(self.config.format, &job);
-            match self.post(&body) {
+            let batch: Vec<Job> = jobs.iter().map(|(_, j)| j.clone()).collect();
+            match self.post_to(route, &fold::folded_payload(route.format, &batch)) {
                 Ok(()) => {
                     info!(
-                        "notified {} of {} ({} incident lines)",
-                        self.config.redacted_url(),
-                        job.name,
-                        job.digest.lines
+                        "notified {} (route {name}) of {} ({} incident lines)",
+                        route.redacted_url(),
+                        batch
+                            .iter()
+                            .map(|j| j.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        batch.iter().map(|j| j.digest.lines).sum::<u64>()
                     );
-                    if let Err(e) = std::fs::remove_file(&path) {
-                        warn!("cannot remove {}: {e}", path.display());
+                    for (path, _) in &jobs {
+                        if let Err(e) = std::fs::remove_file(path) {
+                            warn!("cannot remove {}: {e}", path.display());
+                        }
                     }
-                    out.sent += 1;
+                    times.last_sent = unix_now();
+                    out.sent += batch.len();
                 }
-                Err(e) => {
-                    job.attempts += 1;
-                    let message = format!("{e:#}");
-                    let retry = Policy::WEBHOOK;
-                    if !retry.retries_after(job.attempts) {
-                        error!(
-                            "giving up notifying {} of {} after {} attempts: {message}",
-                            self.config.redacted_url(),
-                            job.name,
-                            job.attempts
-                        );
-                        let _ = std::fs::remove_file(&path);
-                        out.failed
-                            .push(format!("{}: {message} (given up)", job.name));
-                        continue;
-                    }
-                    let delay = retry.next_delay(job.attempts);
+                Err(PostError::RateLimited(wait)) => {
                     warn!(
-                        "cannot notify {} of {} (attempt {} of {}): {message}; retrying in {delay:?}",
-                        self.config.redacted_url(),
-                        job.name,
-                        job.attempts,
-                        retry.max_attempts
+                        "{} (route {name}) asked to wait {wait:?} (HTTP 429); {} incidents wait for it",
+                        route.redacted_url(),
+                        batch.len()
                     );
-                    job.next_at = unix_now() + delay.as_secs();
-                    job.last_error = Some(message.clone());
-                    if let Err(e) = enqueue(state_dir, &job, FileAccess::derived_from_path(&path)) {
-                        warn!("cannot reschedule the notification of {}: {e:#}", job.name);
+                    times.not_before = unix_now() + wait.as_secs();
+                    out.due(times.not_before);
+                    out.failed
+                        .push(format!("route {name}: HTTP 429, waiting {wait:?}"));
+                }
+                Err(PostError::Failed(e)) => {
+                    let message = format!("{e:#}");
+                    for (path, job) in jobs {
+                        self.reschedule(state_dir, route, path, job, &message, &mut out);
                     }
-                    out.next_at = Some(out.next_at.map_or(job.next_at, |n| n.min(job.next_at)));
-                    out.failed.push(format!("{}: {message}", job.name));
                 }
             }
+            throttle.set(&name, times);
         }
+        throttle.save(state_dir);
         if !out.failed.is_empty() {
             let mut change = crate::metrics::Counters::default();
             change.failures.notify = out.failed.len() as u64;
@@ -248,61 +309,132 @@ impl Notifier {
         out
     }
 
-    fn post(&self, body: &serde_json::Value) -> Result<()> {
-        let bytes = serde_json::to_vec(body).context("cannot serialise the notification")?;
-        let (status, body) = self.request(http::Method::POST, Bytes::from(bytes))?;
-        if status.is_success() {
-            Ok(())
-        } else {
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            Err(anyhow!(
-                "the webhook answered HTTP {}: {}",
-                status.as_u16(),
-                text.trim()
-            ))
+    /// A failed attempt: the job waits for its next try, or is given up after the last one.
+    fn reschedule(
+        &self,
+        state_dir: &Path,
+        route: &Route,
+        path: PathBuf,
+        mut job: Job,
+        message: &str,
+        out: &mut Delivery,
+    ) {
+        job.attempts += 1;
+        let retry = Policy::WEBHOOK;
+        if !retry.retries_after(job.attempts) {
+            error!(
+                "giving up notifying {} (route {}) of {} after {} attempts: {message}",
+                route.redacted_url(),
+                route.name,
+                job.name,
+                job.attempts
+            );
+            let _ = std::fs::remove_file(&path);
+            out.failed
+                .push(format!("{}: {message} (given up)", job.name));
+            return;
         }
+        let delay = retry.next_delay(job.attempts);
+        warn!(
+            "cannot notify {} (route {}) of {} (attempt {} of {}): {message}; retrying in {delay:?}",
+            route.redacted_url(),
+            route.name,
+            job.name,
+            job.attempts,
+            retry.max_attempts
+        );
+        job.next_at = unix_now() + delay.as_secs();
+        job.last_error = Some(message.to_string());
+        match enqueue(state_dir, &job, FileAccess::derived_from_path(&path)) {
+            // A job queued before routes existed had another file name: one file per job.
+            Ok(()) if path != job_path(state_dir, &job) => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Ok(()) => {}
+            Err(e) => warn!("cannot reschedule the notification of {}: {e:#}", job.name),
+        }
+        out.due(job.next_at);
+        out.failed.push(format!("{}: {message}", job.name));
     }
 
-    /// Whether the webhook answers at all, without posting anything: a HEAD request, whose
-    /// status (often 405 or 400 for a POST-only hook) proves the host, TLS and path reachable.
-    pub fn probe(&self) -> Result<http::StatusCode> {
-        self.request(http::Method::HEAD, Bytes::new())
-            .map(|(status, _)| status)
+    /// Posts `body` to the route's webhook, at most once a second per URL.
+    fn post_to(&self, route: &Route, body: &serde_json::Value) -> Result<(), PostError> {
+        let wait = self.last_post.lock().ok().and_then(|m| {
+            m.get(&route.url)
+                .map(|t| URL_SPACING.saturating_sub(t.elapsed()))
+        });
+        if let Some(wait) = wait.filter(|w| !w.is_zero()) {
+            std::thread::sleep(wait);
+        }
+        let result = self.post(&route.url, body);
+        if let Ok(mut m) = self.last_post.lock() {
+            m.insert(route.url.clone(), Instant::now());
+        }
+        result
+    }
+
+    fn post(&self, url: &str, body: &serde_json::Value) -> Result<(), PostError> {
+        let bytes = serde_json::to_vec(body).context("cannot serialise the notification")?;
+        let answer = self.request(url, http::Method::POST, Bytes::from(bytes))?;
+        if answer.status.is_success() {
+            return Ok(());
+        }
+        if answer.status == http::StatusCode::TOO_MANY_REQUESTS {
+            let wait = throttle::retry_after(answer.retry_after.as_deref(), unix_now());
+            return Err(PostError::RateLimited(wait));
+        }
+        let text = String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)]).into_owned();
+        Err(PostError::Failed(anyhow!(
+            "the webhook answered HTTP {}: {}",
+            answer.status.as_u16(),
+            text.trim()
+        )))
+    }
+
+    /// Whether the route's webhook answers at all, without posting anything: a HEAD request,
+    /// whose status (often 405 or 400 for a POST-only hook) proves host, TLS and path.
+    pub fn probe(&self, route: &Route) -> Result<http::StatusCode> {
+        self.request(&route.url, http::Method::HEAD, Bytes::new())
+            .map(|a| a.status)
     }
 
     /// Posts a message that says it is a test, sent by `fasttrack check --notify-test` on
-    /// `host`, in the configured format.
-    pub fn send_test(&self, host: &str) -> Result<()> {
+    /// `host`, in the route's format.
+    pub fn send_test(&self, route: &Route, host: &str) -> Result<()> {
         let text = format!(
             "fasttrack test message from {host}: not an incident. Sent by `fasttrack check --notify-test` \
-             to show that incidents will reach this channel."
+             to show that incidents for route {} will reach this channel.",
+            route.name
         );
-        let body = match self.config.format {
+        let body = match route.format {
             NotifyFormat::Slack => serde_json::json!({ "text": text }),
             NotifyFormat::Json => serde_json::json!({
                 "event": "fasttrack.test",
                 "host": host,
+                "route": route.name,
                 "text": text,
             }),
         };
-        self.post(&body)
+        self.post_to(route, &body).map_err(|e| match e {
+            PostError::RateLimited(wait) => {
+                anyhow!("the webhook answered HTTP 429: try again in {wait:?}")
+            }
+            PostError::Failed(e) => e,
+        })
     }
 
-    /// One request to the webhook, with the attempt timeout; its status and body.
-    fn request(&self, method: http::Method, body: Bytes) -> Result<(http::StatusCode, Bytes)> {
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(&self.config.url)
-            .header(
-                http::header::USER_AGENT,
-                concat!("fasttrack/", env!("CARGO_PKG_VERSION")),
-            );
+    /// One request to a webhook, with the attempt timeout.
+    fn request(&self, url: &str, method: http::Method, body: Bytes) -> Result<Answer> {
+        let mut request = http::Request::builder().method(method).uri(url).header(
+            http::header::USER_AGENT,
+            concat!("fasttrack/", env!("CARGO_PKG_VERSION")),
+        );
         if !body.is_empty() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
         }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|_| anyhow!("the webhook URL is not valid; check --notify"))?;
+        let request = request.body(Full::new(body)).map_err(|_| {
+            anyhow!("the webhook URL is not valid; check --notify or the route's url")
+        })?;
         self.rt.block_on(async {
             tokio::time::timeout(ATTEMPT_TIMEOUT, async {
                 let response = self.client.request(request).await.map_err(|e| {
@@ -310,17 +442,48 @@ impl Notifier {
                     anyhow!("cannot reach the webhook: {}", error_chain(&e))
                 })?;
                 let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 let body = response
                     .into_body()
                     .collect()
                     .await
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
-                Ok::<_, anyhow::Error>((status, body))
+                Ok::<_, anyhow::Error>(Answer {
+                    status,
+                    retry_after,
+                    body,
+                })
             })
             .await
             .map_err(|_| anyhow!("the webhook did not answer within {ATTEMPT_TIMEOUT:?}"))?
         })
+    }
+}
+
+/// A webhook's answer.
+struct Answer {
+    status: http::StatusCode,
+    retry_after: Option<String>,
+    body: Bytes,
+}
+
+/// Jobs for a route no longer configured are kept, renamed `.unrouted`, with an error that
+/// says how to send them.
+fn set_aside_unrouted(route: &str, jobs: &[(PathBuf, Job)]) {
+    for (path, job) in jobs {
+        let aside = path.with_extension("unrouted");
+        error!(
+            "the notification of {} is for route {route:?}, which is not configured: kept as {}; \
+             configure the route (or --notify for jobs queued before routes) and rename it back to .json, or remove it",
+            job.name,
+            aside.display()
+        );
+        let _ = std::fs::rename(path, &aside);
     }
 }
 
@@ -385,6 +548,7 @@ mod tests {
             attempts: 0,
             next_at: 0,
             last_error: None,
+            route: "notify".into(),
         }
     }
 

@@ -223,12 +223,17 @@ pub fn ship_pending(
                 // never lose one.
                 if let (Some(n), Some(d)) = (&config.incident.notify, &digest) {
                     let job = notify_job(dest, dest_url, &key, &name, bytes, d, n.link_expiry);
-                    if let Err(e) = notify::enqueue(
-                        state_dir.path(),
-                        &job,
-                        FileAccess::derived_from_path(&path),
-                    ) {
-                        warn!("cannot queue the notification of {name}: {e:#}");
+                    for job in notify::route_jobs(n, &config.incident, &job, &path) {
+                        if let Err(e) = notify::enqueue(
+                            state_dir.path(),
+                            &job,
+                            FileAccess::derived_from_path(&path),
+                        ) {
+                            warn!(
+                                "cannot queue the notification of {name} for route {}: {e:#}",
+                                job.route
+                            );
+                        }
                     }
                 }
                 state_dir.update(lock, |s| {
@@ -316,6 +321,7 @@ fn notify_job(
         }
     };
     notify::Job {
+        route: String::new(),
         name: name.to_string(),
         dest: dest_url.to_string(),
         key: key.to_string(),

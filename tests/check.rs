@@ -226,7 +226,7 @@ fn the_webhook_is_probed_and_posted_to_only_when_asked() {
     check(&env, &["--reopen", "none"])
         .status(1)
         .stdout_has("cannot reach the webhook")
-        .stdout_has("check --notify")
+        .stdout_has("check the URL (--notify or the route's url)")
         .run();
 }
 

@@ -186,43 +186,47 @@ fn walk(dir: &Path, depth: usize) -> Vec<(std::path::PathBuf, u32)> {
     out
 }
 
-/// The webhook: reachable (a HEAD request), or a test message posted when asked; and the
-/// notifications still waiting with their last error.
+/// The webhooks, one line per route: reachable (a HEAD request), or a test message posted
+/// when asked; and the notifications still waiting with their last error.
 fn webhook(config: &Config, send_test: bool) -> Vec<CheckItem> {
     let Some(notify) = &config.incident.notify else {
         if send_test {
             return vec![CheckItem::fail(
                 "webhook",
-                "--notify-test: no webhook configured; set --notify",
+                "--notify-test: no webhook configured; set --notify or a [[route]]",
             )];
         }
         return vec![];
     };
-    let what = format!("webhook {}", notify.redacted_url());
     let notifier = match Notifier::new(notify) {
         Ok(n) => n,
-        Err(e) => return vec![CheckItem::fail(what, format!("{e:#}"))],
+        Err(e) => return vec![CheckItem::fail("webhook", format!("{e:#}"))],
     };
-    let mut items = vec![if send_test {
-        match notifier.send_test(&config.host) {
-            Ok(()) => CheckItem::ok(what, "posted a test message; look for it in the channel"),
-            Err(e) => CheckItem::fail(
-                what,
-                format!("{e:#}; check --notify and the network path to it"),
-            ),
-        }
-    } else {
-        match notifier.probe() {
-            Ok(status) => CheckItem::ok(
-                what,
-                format!(
-                    "answers (HTTP {} to HEAD); `fasttrack check --notify-test` posts a test message",
-                    status.as_u16()
-                ),
-            ),
-            Err(e) => CheckItem::fail(what, format!("{e:#}; check --notify and the network path to it")),
-        }
-    }];
+    let mut items: Vec<CheckItem> = notify
+        .routes
+        .iter()
+        .map(|route| {
+            let what = format!("webhook {} (route {})", route.redacted_url(), route.name);
+            let fix = "; check the URL (--notify or the route's url) and the network path to it";
+            if send_test {
+                match notifier.send_test(route, &config.host) {
+                    Ok(()) => CheckItem::ok(what, "posted a test message; look for it in the channel"),
+                    Err(e) => CheckItem::fail(what, format!("{e:#}{fix}")),
+                }
+            } else {
+                match notifier.probe(route) {
+                    Ok(status) => CheckItem::ok(
+                        what,
+                        format!(
+                            "answers (HTTP {} to HEAD); `fasttrack check --notify-test` posts a test message",
+                            status.as_u16()
+                        ),
+                    ),
+                    Err(e) => CheckItem::fail(what, format!("{e:#}{fix}")),
+                }
+            }
+        })
+        .collect();
     let waiting = crate::notify::pending(&config.state_dir);
     if let Some((_, job)) = waiting.iter().find(|(_, j)| j.last_error.is_some()) {
         items.push(CheckItem::warn(

@@ -6,6 +6,7 @@
 //! struct reads is refused first, with the list of the keys that exist.
 
 use super::config_error;
+use super::routes::RouteFile;
 use super::sources::Layer;
 use crate::cli::{CommonArgs, IncidentArgs, S3Args, WatchArgs};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -20,7 +21,18 @@ pub struct FileConfig {
     pub s3: S3Args,
     pub incident: IncidentArgs,
     pub watch: WatchArgs,
+    pub routes: Vec<RouteFile>,
 }
+
+/// The `[[route]]` tables (src/config/routes.rs), a key of the file only.
+#[derive(Debug, Default, Deserialize)]
+struct Routes {
+    #[serde(default)]
+    route: Vec<RouteFile>,
+}
+
+/// Keys of the file that are no flag: tables.
+const FILE_ONLY_KEYS: &[&str] = &["route"];
 
 impl FileConfig {
     pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
@@ -30,6 +42,7 @@ impl FileConfig {
             s3: toml::from_str(text)?,
             incident: toml::from_str(text)?,
             watch: toml::from_str(text)?,
+            routes: toml::from_str::<Routes>(text)?.route,
         })
     }
 
@@ -39,6 +52,7 @@ impl FileConfig {
             s3: &self.s3,
             incident: &self.incident,
             watch: &self.watch,
+            routes: &self.routes,
         }
     }
 }
@@ -82,6 +96,7 @@ pub fn keys() -> &'static [&'static str] {
             fields::<S3Args>(),
             fields::<IncidentArgs>(),
             fields::<WatchArgs>(),
+            FILE_ONLY_KEYS,
         ]
         .concat()
     })
@@ -195,7 +210,11 @@ mod tests {
             .filter_map(|a| a.get_long())
             .filter(|l| !["config", "help", "version"].contains(l))
             .collect();
-        let mut file: Vec<&str> = keys().to_vec();
+        let mut file: Vec<&str> = keys()
+            .iter()
+            .copied()
+            .filter(|k| !FILE_ONLY_KEYS.contains(k))
+            .collect();
         flags.sort();
         file.sort();
         assert_eq!(flags, file);

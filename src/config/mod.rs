@@ -9,6 +9,7 @@
 pub mod choices;
 mod dest_url;
 mod file;
+pub mod routes;
 mod sources;
 #[cfg(test)]
 mod tests;
@@ -16,6 +17,7 @@ pub mod values;
 
 pub use choices::{ChecksumMode, NotifyFormat, ReopenMethod};
 pub use dest_url::DestUrl;
+pub use routes::{LineFilter, Route};
 pub use sources::Origins;
 pub use values::{MAX_LINK_EXPIRY, MIN_PART_SIZE};
 
@@ -128,19 +130,11 @@ impl IncidentConfig {
     }
 }
 
+/// Where incidents are told: one or more routes (`--notify` is one without filters).
 #[derive(Debug, Clone)]
 pub struct NotifyConfig {
-    /// The webhook; it is a secret (Slack's carry their token): only its host is ever logged.
-    pub url: String,
-    pub format: NotifyFormat,
+    pub routes: Vec<Route>,
     pub link_expiry: Duration,
-}
-
-impl NotifyConfig {
-    /// `https://hooks.slack.com/...` -> `https://hooks.slack.com`: what logs may show.
-    pub fn redacted_url(&self) -> String {
-        redact_url(&self.url)
-    }
 }
 
 pub fn redact_url(url: &str) -> String {
@@ -168,6 +162,7 @@ impl Config {
             s3: &cli.s3,
             incident: &cli.incident,
             watch,
+            routes: &[],
         };
         let src = Sources::new(origins, flags, file.layer(), config_file.as_deref());
         Self::from_parts(&src, is_watch, system_hostname)
@@ -268,10 +263,13 @@ impl Config {
 
 /// The keys of the file that hold a secret.
 fn secret_keys(file: Layer) -> Vec<&'static str> {
-    [("notify", file.incident.notify.is_some())]
-        .into_iter()
-        .filter_map(|(key, present)| present.then_some(key))
-        .collect()
+    [
+        ("notify", file.incident.notify.is_some()),
+        ("route", !file.routes.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(key, present)| present.then_some(key))
+    .collect()
 }
 
 fn system_host(hostname: fn() -> Option<String>) -> anyhow::Result<String> {
@@ -367,16 +365,25 @@ fn incident_options(src: &Sources) -> anyhow::Result<IncidentConfig> {
     })
 }
 
-/// The webhook, and how it is told (read only when there is one).
+/// The webhooks: `--notify` (with `--notify-format`) and the file's `[[route]]` tables; `None`
+/// when there are none.
 fn notify(src: &Sources) -> anyhow::Result<Option<NotifyConfig>> {
-    let Some(url) = src.value("notify", |l| &l.incident.notify)? else {
-        return Ok(None);
+    let shorthand = match src.value("notify", |l| &l.incident.notify)? {
+        Some(url) => Some(Route::shorthand(
+            url.0,
+            src.value("notify-format", |l| &l.incident.notify_format)?
+                .unwrap_or(NotifyFormat::Slack),
+            src.value("notify-interval", |l| &l.incident.notify_interval)?
+                .map_or(routes::DEFAULT_INTERVAL, |i| i.0),
+        )),
+        None => None,
     };
+    let routes = routes::validate(src.file().routes, shorthand.as_ref())?;
+    if routes.is_empty() {
+        return Ok(None);
+    }
     Ok(Some(NotifyConfig {
-        url: url.0,
-        format: src
-            .value("notify-format", |l| &l.incident.notify_format)?
-            .unwrap_or(NotifyFormat::Slack),
+        routes,
         link_expiry: src
             .value("notify-link-expiry", |l| &l.incident.notify_link_expiry)?
             .map_or(MAX_LINK_EXPIRY, |e| e.0),

@@ -29,6 +29,8 @@ pub struct Layer<'a> {
     pub incident: &'a IncidentArgs,
     /// Empty on the command line of every other command than `watch`.
     pub watch: &'a WatchArgs,
+    /// `[[route]]` tables: the file's only (empty on the command line).
+    pub routes: &'a [super::routes::RouteFile],
 }
 
 /// One setting's value and the place it came from, for error messages.

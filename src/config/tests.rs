@@ -46,6 +46,7 @@ fn from_layers(
         s3,
         incident,
         watch: watch.unwrap_or(&no_watch),
+        routes: &[],
     };
     let path = PathBuf::from("/etc/fasttrack/fasttrack.toml");
     let src = Sources::new(origins, flags, file.layer(), Some(&path));
@@ -275,7 +276,9 @@ fn the_packaged_example_is_valid_with_every_key_uncommented() {
     assert!(c.incident.is_ignored(b"x GET /health y"));
     assert_eq!(c.incident.top, 10);
     let n = c.incident.notify.unwrap();
-    assert_eq!(n.redacted_url(), "https://hooks.slack.com");
+    assert_eq!(n.routes.len(), 1);
+    assert_eq!(n.routes[0].name, "notify");
+    assert_eq!(n.routes[0].redacted_url(), "https://hooks.slack.com");
     assert_eq!(n.link_expiry, MAX_LINK_EXPIRY);
     assert!(c.incident.select.is_match(b"\"GET / HTTP/1.1\" 502 12"));
 }

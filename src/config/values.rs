@@ -240,6 +240,28 @@ impl SettingValue for NonZeroDuration {
     type Toml = String;
 }
 
+/// The least time between two messages of one notification route; `0s`: no wait (still at
+/// most one message a second per webhook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotifyInterval(pub Duration);
+
+impl FromStr for NotifyInterval {
+    type Err = Invalid;
+    fn from_str(text: &str) -> Result<Self, Invalid> {
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) => Ok(NotifyInterval(d)),
+            Err(_) if text.trim() == "0" => Ok(NotifyInterval(Duration::ZERO)),
+            Err(e) => Err(Invalid::Value(format!(
+                "{text:?} is not a duration ({e}); write e.g. 5m, 30s, or 0s for no wait"
+            ))),
+        }
+    }
+}
+
+impl SettingValue for NotifyInterval {
+    type Toml = String;
+}
+
 /// The longest validity of an S3 presigned URL (SigV4).
 pub const MAX_LINK_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 

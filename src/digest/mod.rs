@@ -16,6 +16,7 @@
 //! (`docker.log-<suffix>.json`), persisted across restarts, and printed by `fasttrack digest`.
 
 use crate::classify::Verdict;
+use crate::config::LineFilter;
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -218,6 +219,10 @@ pub struct Builder {
     messages: Table<MessageInfo>,
     request_ids: Vec<String>,
     request_ids_total: u64,
+    /// Digests of the incident lines each filter passes (a notification route's share of the
+    /// incident), filled as lines are added. Only whole-file scans set it: never persisted.
+    #[serde(skip)]
+    pub routed: Vec<(LineFilter, Builder)>,
 }
 
 impl Builder {
@@ -240,6 +245,7 @@ impl Builder {
             messages: Table::new(MESSAGE_CAPACITY),
             request_ids: Vec::new(),
             request_ids_total: 0,
+            routed: Vec::new(),
         }
     }
 
@@ -301,6 +307,15 @@ impl Builder {
     /// Adds a line already classified as an incident line.
     pub fn add_incident(&mut self, line: &str, verdict: Verdict, now: DateTime<Utc>) {
         let parsed = parse_line(line, now);
+        if !self.routed.is_empty() {
+            let status = verdict.status().map(|s| s.to_string()).unwrap_or_default();
+            let (host, program) = (parsed.host.unwrap_or("-"), parsed.program.unwrap_or("-"));
+            for (filter, routed) in &mut self.routed {
+                if filter.passes(host, program, &status, parsed.message) {
+                    routed.add_incident(line, verdict, now);
+                }
+            }
+        }
         let at = parsed.time.unwrap_or(now);
         self.lines_read += 1;
         self.lines += 1;

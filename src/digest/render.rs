@@ -48,7 +48,7 @@ fn join_counts(items: &[Count], max: usize) -> String {
     parts.join(", ")
 }
 
-fn join_statuses(d: &Digest) -> String {
+pub fn join_statuses(d: &Digest) -> String {
     let mut s: Vec<(&String, &u64)> = d.statuses.iter().collect();
     s.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     s.iter()
@@ -119,7 +119,7 @@ pub fn render_text(d: &Digest, name: &str) -> String {
 }
 
 /// Slack's mrkdwn gives `&`, `<` and `>` a meaning (links, mentions): text from logs is escaped.
-fn slack_escape(s: &str) -> String {
+pub fn slack_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

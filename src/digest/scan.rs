@@ -112,6 +112,11 @@ pub struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     pub fn new(rules: &'a IncidentConfig) -> Self {
+        Self::into_builder(rules, Builder::new("file"))
+    }
+
+    /// A scanner that adds to `builder` (one with [`Builder::routed`] filters, say).
+    pub fn into_builder(rules: &'a IncidentConfig, builder: Builder) -> Self {
         let prefilter = regex::bytes::RegexBuilder::new(rules.select.as_str())
             .multi_line(true)
             .build()
@@ -119,7 +124,7 @@ impl<'a> Scanner<'a> {
         Scanner {
             rules,
             lines: Lines::default(),
-            builder: Builder::new("file"),
+            builder,
             prefilter,
         }
     }
@@ -272,13 +277,28 @@ impl<W: Write> Write for MaybeGz<W> {
 
 /// Scans a local log, plain or gzipped.
 pub fn scan_path(path: &Path, rules: &IncidentConfig) -> Result<Builder> {
+    scan_path_into(path, rules, Builder::new("file"))
+}
+
+/// Scans a local log, plain or gzipped, adding to `builder`.
+pub fn scan_path_into(path: &Path, rules: &IncidentConfig, builder: Builder) -> Result<Builder> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    scan_reader(&mut file, rules).with_context(|| format!("cannot digest {}", path.display()))
+    scan_reader_into(&mut file, rules, builder)
+        .with_context(|| format!("cannot digest {}", path.display()))
 }
 
 pub fn scan_reader(input: &mut impl Read, rules: &IncidentConfig) -> Result<Builder> {
-    scan_written(rules, |sink| {
+    scan_reader_into(input, rules, Builder::new("file"))
+}
+
+fn scan_reader_into(
+    input: &mut impl Read,
+    rules: &IncidentConfig,
+    builder: Builder,
+) -> Result<Builder> {
+    let mut sink = MaybeGz::new(Scanner::into_builder(rules, builder));
+    written(&mut sink, |sink| {
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = match input.read(&mut buf) {
@@ -299,7 +319,15 @@ pub fn scan_written(
     write: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<Builder> {
     let mut sink = MaybeGz::new(Scanner::new(rules));
-    write(&mut sink)?;
+    written(&mut sink, write)
+}
+
+fn written(
+    sink: &mut MaybeGz<Scanner>,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<Builder> {
+    write(sink)?;
+    let sink = std::mem::replace(sink, MaybeGz::Undecided(None));
     Ok(sink.finish().context("truncated gzip stream")?.finish())
 }
 

@@ -14,12 +14,19 @@ pub enum Answer {
     FailFirst(usize),
     /// Reads the request and never answers (until the receiver is dropped).
     Hang,
+    /// HTTP 429 with `Retry-After: secs` to the first `n` POSTs, then 200.
+    TooMany {
+        n: usize,
+        secs: u32,
+    },
 }
 
 pub struct Webhook {
     pub port: u16,
     /// Bodies of the requests answered 200.
     pub accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// When each of them came.
+    pub accepted_at: Arc<Mutex<Vec<std::time::Instant>>>,
     /// How many POST requests were received in all (answered or not).
     pub received: Arc<Mutex<usize>>,
     /// The methods of the other requests (answered 405), in order.
@@ -32,11 +39,13 @@ impl Webhook {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let accepted_at: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
         let received: Arc<Mutex<usize>> = Arc::default();
         let others: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (acc, rec, oth, stopped) = (
+        let (acc, acc_at, rec, oth, stopped) = (
             accepted.clone(),
+            accepted_at.clone(),
             received.clone(),
             others.clone(),
             stop.clone(),
@@ -67,6 +76,14 @@ impl Webhook {
                 };
                 let status = match answer {
                     Answer::Ok => 200,
+                    Answer::TooMany { n: k, secs } if n <= k => {
+                        let _ = write!(
+                            conn,
+                            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {secs}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                        continue;
+                    }
+                    Answer::TooMany { .. } => 200,
                     Answer::FailFirst(k) if n <= k => 500,
                     Answer::FailFirst(_) => 200,
                     Answer::Hang => {
@@ -76,6 +93,7 @@ impl Webhook {
                 };
                 if status == 200 {
                     acc.lock().unwrap().push(body);
+                    acc_at.lock().unwrap().push(std::time::Instant::now());
                 }
                 let text = if status == 200 { "ok" } else { "boom" };
                 let _ = write!(
@@ -88,6 +106,7 @@ impl Webhook {
         Webhook {
             port,
             accepted,
+            accepted_at,
             received,
             others,
             stop,
