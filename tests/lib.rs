@@ -10,6 +10,7 @@ mod faults;
 mod incident;
 mod metrics;
 mod modes;
+mod progress;
 mod recovery;
 mod reliability;
 mod s3;
