@@ -177,6 +177,19 @@ expect_exact "stdin pipe from syslogd_t: inherited fifo only (no open), SIGCHLD 
     -A -s fasttrack_t -t syslogd_t -c fifo_file
 
 # ---------------------------------------------------------------------------------------
+# By hand: `fasttrack rotate` or `upload` run from an admin's shell (unconfined_t, sysadm_t)
+# has no transition, so it stays in the admin's domain, which owns the terminal its progress
+# bar and log lines are drawn on: no terminal rule here. fasttrack_t touches no user terminal.
+
+expect_exact "only syslogd_t enters fasttrack_t on exec (a hand run keeps the admin's domain and terminal)" \
+    "type_transition syslogd_t fasttrack_exec_t:process fasttrack_t;" \
+    -T -t fasttrack_exec_t -c process
+expect_exact "fasttrack_t has no access to user pseudo-terminals (user_devpts_t)" "" \
+    -A -s fasttrack_t -t user_devpts_t -c chr_file
+expect_exact "fasttrack_t has no access to user terminals (user_tty_device_t)" "" \
+    -A -s fasttrack_t -t user_tty_device_t -c chr_file
+
+# ---------------------------------------------------------------------------------------
 # Reopen: control socket, signal, /proc of syslog-ng.
 
 expect_exact "connectto on syslogd_t unix_stream_socket (control socket)" \

@@ -185,6 +185,12 @@ pub struct CommonArgs {
     )]
     pub retry_max_delay: Option<Given<NonZeroDuration>>,
 
+    /// No progress bar on the terminal for `rotate` and `upload` (none is drawn anyway when
+    /// stderr is not a terminal or TERM is dumb, nor by `watch`) [default: false]
+    #[arg(long, env = "FASTTRACK_NO_PROGRESS", global = true, value_name = "BOOL",
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub no_progress: Option<Given<Toggle>>,
+
     /// Prometheus metrics, written atomically after each cycle and every 30 s by `watch`,
     /// for node_exporter's textfile collector, e.g.
     /// /var/lib/node_exporter/textfile_collector/fasttrack.prom [default: none]

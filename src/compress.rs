@@ -5,6 +5,7 @@
 
 use crate::fsutil::{create_new, fsync_dir, rename_noreplace, FileAccess};
 use crate::pargz;
+use crate::progress::{Counted, Progress};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -31,7 +32,8 @@ pub struct Compressed {
 }
 
 /// Compresses `plain` into `gz` (through `part`), keeping its mtime and its group, with its
-/// mode at most 0640 ([`FileAccess`]), then removes `plain`.
+/// mode at most 0640 ([`FileAccess`]), then removes `plain`. The bytes of `plain` read so far
+/// go to `progress`.
 pub fn gzip_file(
     plain: &Path,
     part: &Path,
@@ -39,8 +41,9 @@ pub fn gzip_file(
     level: u32,
     threads: usize,
     cancel: &AtomicBool,
+    progress: &dyn Progress,
 ) -> Result<Compressed> {
-    let result = write_part(plain, part, level, threads, cancel);
+    let result = write_part(plain, part, (level, threads), cancel, progress);
     let stats = match result {
         Ok(stats) => stats,
         Err(e) => {
@@ -59,9 +62,9 @@ pub fn gzip_file(
 fn write_part(
     plain: &Path,
     part: &Path,
-    level: u32,
-    threads: usize,
+    (level, threads): (u32, usize),
     cancel: &AtomicBool,
+    progress: &dyn Progress,
 ) -> Result<Compressed> {
     let src = File::open(plain).with_context(|| format!("cannot open {}", plain.display()))?;
     let meta = src
@@ -86,6 +89,8 @@ fn write_part(
         block: BLOCK,
     };
     let mut writer = BufWriter::with_capacity(CHUNK, out);
+    // Counted per read(2): pargz reads 1 MiB blocks, a few reads each, never line by line.
+    let src = Counted::new(src, progress);
     let summary = pargz::compress(src, &mut writer, &header, opts, cancel).map_err(|e| {
         if cancel.load(Ordering::Relaxed) {
             anyhow::anyhow!("stopped while compressing {}", plain.display())
@@ -170,6 +175,8 @@ fn bytecount(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::recorder::Recorder;
+    use crate::progress::Silent;
     use flate2::read::MultiGzDecoder;
 
     #[test]
@@ -188,7 +195,12 @@ mod tests {
         let part = dir.path().join("docker.log-5.gz.part");
         std::fs::write(&part, "leftover of a crash").unwrap();
         let gz = dir.path().join("docker.log-5.gz");
-        let stats = gzip_file(&plain, &part, &gz, 6, 2, &AtomicBool::new(false)).unwrap();
+        let recorder = Recorder::default();
+        let no = AtomicBool::new(false);
+        let stats = gzip_file(&plain, &part, &gz, 6, 2, &no, &recorder).unwrap();
+        let (bytes, reports) = recorder.advanced();
+        assert_eq!(bytes, body.len() as u64, "every byte read is reported");
+        assert!(reports < 20, "per read, not per line: {reports} reports");
         assert_eq!(stats.lines, 10_000);
         assert_eq!(stats.crc32, crc32fast::hash(body.as_bytes()));
         let on_disk = std::fs::read(&gz).unwrap();
@@ -212,7 +224,8 @@ mod tests {
         std::fs::write(&plain, "x\n").unwrap();
         let part = dir.path().join("docker.log-5.gz.part");
         let gz = dir.path().join("docker.log-5.gz");
-        assert!(gzip_file(&plain, &part, &gz, 6, 2, &AtomicBool::new(true)).is_err());
+        let stop = AtomicBool::new(true);
+        assert!(gzip_file(&plain, &part, &gz, 6, 2, &stop, &Silent).is_err());
         assert!(plain.exists() && !part.exists() && !gz.exists());
     }
 }

@@ -6,9 +6,10 @@ use crate::dest::{self, ShipError};
 use crate::digest::sidecar;
 use crate::exit::Outcome;
 use crate::metrics::{self, Counters, FailureKind, Step};
+use crate::progress::Progress;
 use crate::reopen::Reopener;
 use crate::retry::Policy;
-use crate::rotate::rotate_log;
+use crate::rotate::{rotate_log, Rotation};
 use crate::spool::{apply_keep, compress, finish_local, ship_pending, Spool};
 use crate::state::{now_rfc3339, ErrorRecord, RotationRecord, StateDir, StateLock};
 use anyhow::Result;
@@ -100,6 +101,7 @@ impl Tally {
 
 /// Runs one cycle; errors and shipping failures are recorded as the state's last error.
 /// A retryable shipping failure is retried per file as `retry` says before it is left pending.
+/// Compression and shipping report their bytes to `progress` (src/progress.rs).
 pub fn run(
     config: &Config,
     destination: &dyn dest::Destination,
@@ -107,6 +109,7 @@ pub fn run(
     retry: Policy,
     cancel: &AtomicBool,
     stream: Option<StreamHandoff>,
+    progress: &dyn Progress,
 ) -> Result<Report> {
     let state_dir = StateDir::open(&config.state_dir)?;
     let lock = state_dir.lock(cancel, |holder| match holder {
@@ -119,7 +122,7 @@ pub fn run(
         mode,
         destination,
         (&state_dir, &lock),
-        (retry, cancel),
+        (retry, cancel, progress),
         stream,
         &mut tally,
     );
@@ -151,7 +154,7 @@ fn run_locked(
     mode: Mode,
     destination: &dyn dest::Destination,
     (state_dir, lock): (&StateDir, &StateLock),
-    (retry, cancel): (Policy, &AtomicBool),
+    (retry, cancel, progress): (Policy, &AtomicBool, &dyn Progress),
     stream: Option<StreamHandoff>,
     tally: &mut Tally,
 ) -> Result<Report> {
@@ -160,7 +163,7 @@ fn run_locked(
 
     // Whatever an interrupted run left behind is finished first.
     tally.begin(Step::Compress);
-    finish_local(config, &reopener, state_dir, lock, cancel)?;
+    finish_local(config, &reopener, state_dir, lock, cancel, progress)?;
     tally.step = None;
 
     if mode == Mode::Rotate {
@@ -189,24 +192,16 @@ fn run_locked(
                 rotation.millis
             );
             // The digest is written before compressing: the plain file is at hand for a scan.
-            let taken = stream
-                .as_ref()
-                .and_then(|s| s.lock().ok().and_then(|mut g| g.take()));
-            let name = rotation.name.to_string();
-            if let Some(d) = sidecar::digest_for_rotated(
-                config,
-                &rotation.path,
-                &name,
-                taken,
-                last_suffix_before,
-            ) {
-                let sidecar = sidecar::sidecar_path(config, rotation.name.suffix);
-                if let Err(e) = sidecar::write_sidecar(&sidecar, &d, &rotation.path) {
-                    warn!("{e:#}; the digest is rebuilt when the file is shipped");
-                }
-            }
+            write_digest(config, &rotation, stream.as_ref(), last_suffix_before);
             let started = tally.begin(Step::Compress);
-            compress(config, rotation.name.suffix, state_dir, lock, cancel)?;
+            compress(
+                config,
+                rotation.name.suffix,
+                state_dir,
+                lock,
+                cancel,
+                progress,
+            )?;
             tally.end(Step::Compress, started);
             let file = rotation.name.to_string();
             state_dir.update(lock, |s| {
@@ -227,7 +222,15 @@ fn run_locked(
     }
 
     let started = tally.begin(Step::Ship);
-    let shipped = ship_pending(config, destination, state_dir, lock, retry, cancel)?;
+    let shipped = ship_pending(
+        config,
+        destination,
+        state_dir,
+        lock,
+        retry,
+        cancel,
+        progress,
+    )?;
     // A cycle with nothing to ship leaves the last shipment's duration in place.
     if !(shipped.shipped.is_empty() && shipped.pending.is_empty()) {
         tally.took(Step::Ship, started.elapsed().as_secs_f64());
@@ -240,6 +243,27 @@ fn run_locked(
     report.ship_error = shipped.error;
     apply_keep(config, state_dir, lock)?;
     Ok(report)
+}
+
+/// Writes the digest of a rotated file beside it: from the lines `watch` saw stream by, or
+/// from a scan of the file. A failure only costs a scan when the file is shipped.
+fn write_digest(
+    config: &Config,
+    rotation: &Rotation,
+    stream: Option<&StreamHandoff>,
+    last_suffix_before: Option<u64>,
+) {
+    let taken = stream.and_then(|s| s.lock().ok().and_then(|mut g| g.take()));
+    let name = rotation.name.to_string();
+    let Some(d) =
+        sidecar::digest_for_rotated(config, &rotation.path, &name, taken, last_suffix_before)
+    else {
+        return;
+    };
+    let sidecar = sidecar::sidecar_path(config, rotation.name.suffix);
+    if let Err(e) = sidecar::write_sidecar(&sidecar, &d, &rotation.path) {
+        warn!("{e:#}; the digest is rebuilt when the file is shipped");
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod naming;
 pub mod notify;
 pub mod output;
 pub mod pargz;
+pub mod progress;
 pub mod reopen;
 pub mod retry;
 pub mod rotate;
@@ -141,9 +142,12 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
 }
 
 /// `rotate` and `upload`: one cycle, its report on stdout, then the queued notifications.
+/// A progress bar on stderr only for a person watching it (src/progress.rs); it is gone
+/// before the report is printed.
 fn ship_now(config: &Config, mode: cycle::Mode) -> Result<Outcome> {
     config.require_dest()?;
-    logging::init(Some(&config.log_file));
+    let bar = progress::for_stderr(config.progress);
+    logging::init_with_bar(Some(&config.log_file), bar.as_ref());
     let destination = dest::open(config)?;
     let report = cycle::run(
         config,
@@ -152,6 +156,10 @@ fn ship_now(config: &Config, mode: cycle::Mode) -> Result<Outcome> {
         retry::Policy::SHIP_IN_COMMAND,
         &AtomicBool::new(false),
         None,
+        match &bar {
+            Some(bar) => bar,
+            None => &progress::Silent,
+        },
     );
     // Written however the command ends: a failure shows in the metrics too.
     let publish = || metrics::publish::publish_or_warn(config, None, &Default::default());

@@ -10,6 +10,7 @@ use crate::digest::{scan, sidecar};
 use crate::fsutil::FileAccess;
 use crate::naming::{ObjectKey, RotatedName, Stage};
 use crate::notify;
+use crate::progress::{during, Progress, Silent, Step};
 use crate::reopen::Reopener;
 use crate::retry::Policy;
 use crate::rotate::ensure_closed;
@@ -80,6 +81,7 @@ pub fn finish_local(
     state_dir: &StateDir,
     lock: &StateLock,
     cancel: &AtomicBool,
+    progress: &dyn Progress,
 ) -> Result<()> {
     let spool = Spool::scan(config)?;
     for (&suffix, group) in &spool.groups {
@@ -98,7 +100,7 @@ pub fn finish_local(
                 .with_context(|| format!("cannot remove {}", plain.display()))?;
         } else if group.plain {
             ensure_closed(&plain, config, reopener, cancel)?;
-            compress(config, suffix, state_dir, lock, cancel)?;
+            compress(config, suffix, state_dir, lock, cancel, progress)?;
         }
     }
     Ok(())
@@ -111,17 +113,21 @@ pub fn compress(
     state_dir: &StateDir,
     lock: &StateLock,
     cancel: &AtomicBool,
+    progress: &dyn Progress,
 ) -> Result<()> {
     let plain = path_of(config, suffix, Stage::Plain);
     let started = Instant::now();
-    let stats = gzip_file(
-        &plain,
-        &path_of(config, suffix, Stage::Partial),
-        &path_of(config, suffix, Stage::Compressed),
-        config.compression_level,
-        config.compression_threads,
-        cancel,
-    )
+    let stats = during(progress, Step::Compress, &plain, || {
+        gzip_file(
+            &plain,
+            &path_of(config, suffix, Stage::Partial),
+            &path_of(config, suffix, Stage::Compressed),
+            config.compression_level,
+            config.compression_threads,
+            cancel,
+            progress,
+        )
+    })
     .map_err(|e| {
         if crate::fsutil::is_disk_full(&e) {
             e.context(format!(
@@ -171,6 +177,7 @@ pub struct ShipReport {
 /// Ships every compressed file not yet recorded as shipped, oldest first, recording each
 /// durably as soon as it is shipped. A retryable failure is retried as `retry` says
 /// ([`crate::retry`]); the first file that still fails stops the run (the rest stay pending).
+/// The bytes of each `.gz` sent go to `progress` (its small digest JSON goes up unreported).
 pub fn ship_pending(
     config: &Config,
     dest: &dyn Destination,
@@ -178,6 +185,7 @@ pub fn ship_pending(
     lock: &StateLock,
     retry: Policy,
     cancel: &AtomicBool,
+    progress: &dyn Progress,
 ) -> Result<ShipReport> {
     let dest_url = config.require_dest()?;
     let spool = Spool::scan(config)?;
@@ -208,9 +216,12 @@ pub fn ship_pending(
         };
         let ship_both = || -> Result<Shipped, ShipError> {
             if let Some(m) = &sidecar_meta {
-                dest.ship(&sidecar_key, &sidecar, m)?;
+                dest.ship(&sidecar_key, &sidecar, m, &Silent)?;
             }
-            dest.ship(&key, &path, &meta)
+            // Each attempt starts its bar from zero; the retry's warning is logged without one.
+            during(progress, Step::Upload, &path, || {
+                dest.ship(&key, &path, &meta, progress)
+            })
         };
         let started = Instant::now();
         match with_retries(retry, cancel, &name, ship_both) {
@@ -258,15 +269,7 @@ pub fn ship_pending(
                 report.shipped_bytes += bytes;
             }
             Err(e) => {
-                let retried = if e.is_permanent() {
-                    ""
-                } else {
-                    " (will be retried)"
-                };
-                let e = e.context(format!(
-                    "cannot ship {} to {dest_url} as {key}{retried}",
-                    path.display()
-                ));
+                let e = ship_failed(e, &path, dest_url, &key);
                 warn!("{e:#}");
                 report.error = Some(e);
                 report.pending.push(name);
@@ -274,6 +277,19 @@ pub fn ship_pending(
         }
     }
     Ok(report)
+}
+
+/// The error that leaves `path` pending: where it was going, and whether it is retried.
+fn ship_failed(e: ShipError, path: &Path, dest_url: &DestUrl, key: &ObjectKey) -> ShipError {
+    let retried = if e.is_permanent() {
+        ""
+    } else {
+        " (will be retried)"
+    };
+    e.context(format!(
+        "cannot ship {} to {dest_url} as {key}{retried}",
+        path.display()
+    ))
 }
 
 /// Runs `ship` until it succeeds, fails for good, has made the attempts `retry` allows, or

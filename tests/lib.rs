@@ -11,6 +11,7 @@ mod faults;
 mod incident;
 mod metrics;
 mod modes;
+mod progress;
 mod recovery;
 mod reliability;
 mod routes;

@@ -102,6 +102,9 @@ pub struct Config {
     pub retry_max_delay: Duration,
     /// Where the Prometheus metrics are written, if anywhere (src/metrics).
     pub metrics_file: Option<PathBuf>,
+    /// `rotate` and `upload` may draw a progress bar when stderr is a terminal (not
+    /// `--no-progress`); src/progress.rs decides whether one is drawn.
+    pub progress: bool,
     pub s3: S3Options,
     pub incident: IncidentConfig,
     /// The config file that was read, if any.
@@ -226,6 +229,9 @@ impl Config {
                 .value("retry-max-delay", |l| &l.common.retry_max_delay)?
                 .map_or(DEFAULT_RETRY_MAX_DELAY, |d| d.0),
             metrics_file: src.path("metrics-file", |l| &l.common.metrics_file)?,
+            progress: !src
+                .value("no-progress", |l| &l.common.no_progress)?
+                .is_some_and(|t| t.0),
             s3: s3_options(src)?,
             incident: incident_options(src)?,
             warnings: src.secrets_on_command_line(is_watch)?,

@@ -112,6 +112,30 @@ fn flag_beats_file_and_file_beats_default() {
 }
 
 #[test]
+fn the_progress_bar_is_allowed_unless_turned_off_by_flag_or_file() {
+    let allowed = |flag: Option<&str>, file: &str| {
+        let common = CommonArgs {
+            no_progress: flag.map(Into::into),
+            ..Default::default()
+        };
+        load(common, None, file, &[]).unwrap().progress
+    };
+    assert!(allowed(None, ""));
+    assert!(!allowed(Some("true"), ""), "--no-progress");
+    assert!(!allowed(None, "no-progress = true"));
+    assert!(
+        allowed(Some("false"), "no-progress = true"),
+        "--no-progress=false"
+    );
+    let bad = CommonArgs {
+        no_progress: Some("sometimes".into()),
+        ..Default::default()
+    };
+    let e = err(load(bad, None, "", &["--no-progress"]));
+    assert!(e.contains("FASTTRACK_NO_PROGRESS"), "{e}");
+}
+
+#[test]
 fn errors_name_the_setting_and_where_it_came_from() {
     let bad_keep = CommonArgs {
         keep: Some("ten".into()),

@@ -4,10 +4,15 @@
 use super::{CheckItem, Destination, ObjectMeta, ShipError, Shipped};
 use crate::fsutil::{create_new, fsync_dir, rename_noreplace, FileAccess};
 use crate::naming::ObjectKey;
+use crate::progress::Progress;
 use anyhow::{anyhow, Context, Result};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+
+/// Bytes copied between two reports of progress: large, so that the kernel's copy between the
+/// two files (copy_file_range, which `std::io::copy` uses) stays one call per chunk.
+const COPY_CHUNK: u64 = 8 * 1024 * 1024;
 
 pub struct LocalDir {
     root: PathBuf,
@@ -22,7 +27,13 @@ impl LocalDir {
 }
 
 impl Destination for LocalDir {
-    fn ship(&self, key: &ObjectKey, file: &Path, _meta: &ObjectMeta) -> Result<Shipped, ShipError> {
+    fn ship(
+        &self,
+        key: &ObjectKey,
+        file: &Path,
+        _meta: &ObjectMeta,
+        progress: &dyn Progress,
+    ) -> Result<Shipped, ShipError> {
         if !self.root.is_dir() {
             // Retryable: a mount may come back.
             return Err(anyhow!(
@@ -65,10 +76,10 @@ impl Destination for LocalDir {
                 _ => {}
             }
             let copied = (|| -> Result<u64> {
-                let mut from = File::open(file)?;
+                let from = File::open(file)?;
                 // The copy is no more readable than the file shipped (itself made from the log).
                 let mut to = create_new(&tmp, FileAccess::derived_from(&from.metadata()?))?;
-                Ok(std::io::copy(&mut from, &mut to)?)
+                Ok(copy_reporting(&from, &mut to, progress)?)
             })();
             copied
                 .with_context(|| format!("cannot copy {} to {}", file.display(), tmp.display()))?;
@@ -129,6 +140,20 @@ impl Destination for LocalDir {
     }
 }
 
+/// Copies `from` to `to`, reporting each chunk written.
+fn copy_reporting(from: &File, to: &mut File, progress: &dyn Progress) -> std::io::Result<u64> {
+    let mut total = 0;
+    loop {
+        match std::io::copy(&mut from.take(COPY_CHUNK), to)? {
+            0 => return Ok(total),
+            n => {
+                progress.advance(n);
+                total += n;
+            }
+        }
+    }
+}
+
 fn same_contents(a: &Path, b: &Path) -> Result<bool> {
     let open = |p: &Path| File::open(p).with_context(|| format!("cannot open {}", p.display()));
     let (fa, fb) = (open(a)?, open(b)?);
@@ -152,6 +177,8 @@ fn same_contents(a: &Path, b: &Path) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::recorder::Recorder;
+    use crate::progress::Silent;
 
     fn meta() -> ObjectMeta {
         ObjectMeta {
@@ -169,13 +196,20 @@ mod tests {
         std::fs::write(&file, b"gzip bytes").unwrap();
         let dest = LocalDir::new(out.path());
         let key = ObjectKey::new("", "web1", "docker.log-9.gz");
+        let recorder = Recorder::default();
         assert_eq!(
-            dest.ship(&key, &file, &meta()).unwrap(),
+            dest.ship(&key, &file, &meta(), &recorder).unwrap(),
             Shipped::Written { bytes: 10 }
         );
+        assert_eq!(recorder.advanced(), (10, 1), "the bytes written, reported");
         assert_eq!(
-            dest.ship(&key, &file, &meta()).unwrap(),
+            dest.ship(&key, &file, &meta(), &recorder).unwrap(),
             Shipped::AlreadyThere { bytes: 10 }
+        );
+        assert_eq!(
+            recorder.advanced(),
+            (10, 1),
+            "nothing written: nothing more reported"
         );
         assert_eq!(
             std::fs::read(out.path().join("web1/docker.log-9.gz")).unwrap(),
@@ -200,6 +234,7 @@ mod tests {
                 &ObjectKey::new("", "web1", "docker.log-9.gz"),
                 &file,
                 &meta(),
+                &Silent,
             )
             .unwrap_err();
         assert!(e.to_string().contains("never overwrites"), "{e}");
@@ -216,7 +251,7 @@ mod tests {
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").unwrap();
         let e = LocalDir::new(&dir.path().join("nope"))
-            .ship(&ObjectKey::new("", "h", "f"), &file, &meta())
+            .ship(&ObjectKey::new("", "h", "f"), &file, &meta(), &Silent)
             .unwrap_err();
         assert!(e.to_string().contains("fix --dest"), "{e}");
         assert!(!e.is_permanent(), "a mount may come back");

@@ -7,6 +7,7 @@ pub mod s3;
 
 use crate::config::{Config, DestUrl};
 use crate::naming::ObjectKey;
+use crate::progress::Progress;
 use anyhow::Result;
 use std::path::Path;
 
@@ -123,7 +124,14 @@ impl CheckItem {
 pub trait Destination: Send + Sync {
     /// Writes `file` at `key` completely or not at all, verifying what the destination holds;
     /// identical existing objects count as shipped, different ones are a [`ShipError::Permanent`].
-    fn ship(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped, ShipError>;
+    /// The bytes written or acknowledged go to `progress` as they are (per chunk or part).
+    fn ship(
+        &self,
+        key: &ObjectKey,
+        file: &Path,
+        meta: &ObjectMeta,
+        progress: &dyn Progress,
+    ) -> Result<Shipped, ShipError>;
 
     /// Reachable, writable, credentials: each as a line of `fasttrack check`.
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem>;

@@ -165,6 +165,8 @@ impl Driver {
                 Policy::SHIP_IN_WATCH_CYCLE,
                 &cancel,
                 stream,
+                // No bar: watch's stderr is syslog-ng's /dev/null (src/progress.rs).
+                &crate::progress::Silent,
             )
         }));
     }

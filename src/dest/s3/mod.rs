@@ -21,6 +21,7 @@ use super::{CheckItem, Destination, ObjectMeta, ShipError, Shipped};
 use crate::config::{ChecksumMode, ConfigError, S3Options, Sse};
 use crate::fsutil::{atomic_write, create_private_dir, FileAccess};
 use crate::naming::ObjectKey;
+use crate::progress::Progress;
 use crate::retry::Policy;
 use anyhow::{anyhow, Context, Result};
 use aws_config::retry::RetryConfig;
@@ -82,6 +83,14 @@ mod errors;
 mod multipart;
 
 use errors::{is_precondition_failed, mismatch, Action};
+
+/// The file being shipped: where it is, its size, and who hears of the bytes the store took
+/// (per request: the whole file for a single PutObject, each part of a multipart upload).
+struct Source<'a> {
+    path: &'a Path,
+    size: u64,
+    progress: &'a dyn Progress,
+}
 
 pub struct S3Dest {
     rt: tokio::runtime::Runtime,
@@ -298,6 +307,7 @@ impl S3Dest {
         key: &ObjectKey,
         file: &Path,
         meta: &ObjectMeta,
+        progress: &dyn Progress,
     ) -> Result<Shipped, ShipError> {
         self.ensure_bucket(key).await?;
         self.abort_leftover(key).await?;
@@ -315,11 +325,16 @@ impl S3Dest {
             .map(|(k, v)| (k.clone(), ascii(v)))
             .collect();
         metadata.insert(META_SHA256.to_string(), sha256.clone());
+        let source = Source {
+            path: file,
+            size,
+            progress,
+        };
         if size <= self.opts.part_size {
-            self.put_single(key, file, size, &sha256, meta.content_type, metadata)
+            self.put_single(key, &source, &sha256, meta.content_type, metadata)
                 .await
         } else {
-            self.put_multipart(key, file, size, &sha256, meta.content_type, metadata)
+            self.put_multipart(key, &source, &sha256, meta.content_type, metadata)
                 .await
         }
     }
@@ -327,13 +342,12 @@ impl S3Dest {
     async fn put_single(
         &self,
         key: &ObjectKey,
-        file: &Path,
-        size: u64,
+        source: &Source<'_>,
         sha256: &str,
         content_type: &str,
         metadata: HashMap<String, String>,
     ) -> Result<Shipped, ShipError> {
-        let path = file.to_path_buf();
+        let (path, size) = (source.path.to_path_buf(), source.size);
         let (body, (md5, crc32)) = tokio::task::spawn_blocking(move || read_whole(&path, size))
             .await
             .map_err(anyhow::Error::from)??;
@@ -359,6 +373,7 @@ impl S3Dest {
             }
             Err(e) => return Err(self.classify(e, Action::Put, key.as_str())),
         };
+        source.progress.advance(size);
         let etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
         self.verify(key, size, etag.as_deref(), &hex::encode(md5))
             .await?;
@@ -442,8 +457,14 @@ impl S3Dest {
 }
 
 impl Destination for S3Dest {
-    fn ship(&self, key: &ObjectKey, file: &Path, meta: &ObjectMeta) -> Result<Shipped, ShipError> {
-        self.rt.block_on(self.ship_async(key, file, meta))
+    fn ship(
+        &self,
+        key: &ObjectKey,
+        file: &Path,
+        meta: &ObjectMeta,
+        progress: &dyn Progress,
+    ) -> Result<Shipped, ShipError> {
+        self.rt.block_on(self.ship_async(key, file, meta, progress))
     }
 
     fn link(&self, key: &ObjectKey, expiry: Duration) -> Result<(String, Option<String>)> {

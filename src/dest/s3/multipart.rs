@@ -52,8 +52,7 @@ impl S3Dest {
     pub(super) async fn put_multipart(
         &self,
         key: &ObjectKey,
-        file: &Path,
-        size: u64,
+        source: &Source<'_>,
         sha256: &str,
         content_type: &str,
         metadata: HashMap<String, String>,
@@ -88,8 +87,9 @@ impl S3Dest {
         )?;
 
         let result = async {
-            let parts = self.upload_parts(key, &upload_id, file, size).await?;
-            self.complete(key, &upload_id, size, sha256, parts).await
+            let parts = self.upload_parts(key, &upload_id, source).await?;
+            self.complete(key, &upload_id, source.size, sha256, parts)
+                .await
         }
         .await;
         if result.is_err() {
@@ -116,14 +116,15 @@ impl S3Dest {
         result
     }
 
-    /// Sends the parts, at most `upload_concurrency` at a time, each read from disk when its turn comes.
+    /// Sends the parts, at most `upload_concurrency` at a time, each read from disk when its turn
+    /// comes; each part the store acknowledged is reported to the source's progress.
     pub(super) async fn upload_parts(
         &self,
         key: &ObjectKey,
         upload_id: &str,
-        file: &Path,
-        size: u64,
+        source: &Source<'_>,
     ) -> Result<Vec<SentPart>, ShipError> {
+        let (file, size) = (source.path, source.size);
         // S3 allows 10 000 parts: a file too large for the configured size gets larger parts.
         let part_size = self.opts.part_size.max(size.div_ceil(MAX_PARTS));
         let count = size.div_ceil(part_size);
@@ -168,14 +169,14 @@ impl S3Dest {
                         .set_checksum_crc32(crc32.map(|c| base64(c.to_be_bytes())))
                         .send()
                         .await;
-                    Ok::<_, anyhow::Error>((number, md5, crc32, out))
+                    Ok::<_, anyhow::Error>((number, len, md5, crc32, out))
                 });
                 next += 1;
             }
             let Some(joined) = in_flight.join_next().await else {
                 break;
             };
-            let (number, md5, crc32, out) = joined.context("an upload task failed")??;
+            let (number, len, md5, crc32, out) = joined.context("an upload task failed")??;
             let out = out.map_err(|e| self.classify(e, Action::Multipart, key.as_str()))?;
             let etag = out
                 .e_tag()
@@ -188,6 +189,7 @@ impl S3Dest {
                     &hex::encode(md5),
                 ));
             }
+            source.progress.advance(len);
             sent.push(SentPart {
                 number,
                 etag,
