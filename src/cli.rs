@@ -4,10 +4,11 @@
 //! three. Parsing only: no defaults that matter and no logic; `Config::load` merges the command
 //! line with the config file and the defaults.
 
-use crate::config::choices::{ChecksumMode, NotifyFormat, SseAlgorithm, StorageClass};
+use crate::config::choices::{CannedAcl, ChecksumMode, NotifyFormat, SseAlgorithm, StorageClass};
 use crate::config::values::{
-    Concurrency, EndpointUrl, Given, HostName, IgnorePattern, Keep, Level, LinkExpiry, MatchRule,
-    NonZeroDuration, NotifyInterval, OrBlank, PartSize, Threads, Toggle, Top, WebhookUrl,
+    AccountId, Concurrency, EndpointUrl, Given, HostName, IgnorePattern, Keep, Level, LinkExpiry,
+    MatchRule, NonZeroDuration, NotifyInterval, OrBlank, PartSize, Tag, Threads, Toggle, Top,
+    WebhookUrl,
 };
 use crate::config::DestUrl;
 pub use crate::config::ReopenMethod;
@@ -257,6 +258,28 @@ pub struct S3Args {
         value_name = "CLASS"
     )]
     pub storage_class: Option<Given<OrBlank<StorageClass>>>,
+
+    /// Canned ACL of the objects, e.g. bucket-owner-full-control for another account's bucket [default: none sent]
+    #[arg(long, env = "FASTTRACK_ACL", global = true, value_name = "ACL")]
+    pub acl: Option<Given<OrBlank<CannedAcl>>>,
+
+    /// The account that must own the bucket (12 digits), sent with every request: S3 refuses it otherwise
+    #[arg(
+        long,
+        env = "FASTTRACK_EXPECTED_BUCKET_OWNER",
+        global = true,
+        value_name = "ACCOUNT"
+    )]
+    pub expected_bucket_owner: Option<Given<OrBlank<AccountId>>>,
+
+    /// Tag the objects KEY=VALUE (repeatable; at most 10 tags with --tag-incident's)
+    #[arg(long, env = "FASTTRACK_TAG", global = true, value_name = "KEY=VALUE")]
+    pub tag: Vec<Given<Tag>>,
+
+    /// Also tag each log object with incident=<id> and statuses=<502-503...> from its digest
+    #[arg(long, env = "FASTTRACK_TAG_INCIDENT", global = true, value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub tag_incident: Option<Given<Toggle>>,
 
     /// Server-side encryption: AES256 or aws:kms
     #[arg(

@@ -211,7 +211,7 @@ pub fn ship_pending(
         let sidecar = sidecar::sidecar_path(config, suffix);
         let sidecar_key = dest_url.key(&config.host, &sidecar::sidecar_name(config, suffix));
         let sidecar_meta = match &digest {
-            Some(_) => Some(sidecar_meta(config, &sidecar, &name)?),
+            Some(_) => Some(sidecar_meta(config, &sidecar, &name, digest.as_ref())?),
             None => None,
         };
         let ship_both = || -> Result<Shipped, ShipError> {
@@ -393,7 +393,12 @@ fn is_os_error(e: &anyhow::Error) -> bool {
     })
 }
 
-fn sidecar_meta(config: &Config, sidecar: &Path, log_name: &str) -> Result<ObjectMeta> {
+fn sidecar_meta(
+    config: &Config,
+    sidecar: &Path,
+    log_name: &str,
+    digest: Option<&Digest>,
+) -> Result<ObjectMeta> {
     use sha2::Digest as _;
     let bytes =
         std::fs::read(sidecar).with_context(|| format!("cannot read {}", sidecar.display()))?;
@@ -405,7 +410,35 @@ fn sidecar_meta(config: &Config, sidecar: &Path, log_name: &str) -> Result<Objec
             ("source-log".to_string(), config.log.display().to_string()),
             ("log".to_string(), log_name.to_string()),
         ],
+        tags: object_tags(config, digest),
     })
+}
+
+/// The tags of a log and of its digest: `--tag`, then with `--tag-incident` the incident's
+/// id and its statuses (`502-503`) when it has a digest.
+pub fn object_tags(config: &Config, digest: Option<&Digest>) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = config
+        .s3
+        .tags
+        .iter()
+        .map(|t| (t.key.clone(), t.value.clone()))
+        .collect();
+    if let (true, Some(d)) = (config.s3.tag_incident, digest) {
+        if !d.incident_id.is_empty() {
+            tags.push(("incident".to_string(), d.incident_id.clone()));
+        }
+        let statuses: Vec<&str> = d.statuses.keys().map(String::as_str).collect();
+        if !statuses.is_empty() {
+            // S3 tag values: letters, digits and + - = . _ : / @ only.
+            let value: String = statuses
+                .join("-")
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == '-')
+                .collect();
+            tags.push(("statuses".to_string(), value.chars().take(256).collect()));
+        }
+    }
+    tags
 }
 
 /// What the object's metadata says about the log: recorded at compression, or read back,
@@ -443,6 +476,7 @@ fn object_meta(
         content_type: "application/gzip",
         sha256: gz_sha256,
         metadata,
+        tags: object_tags(config, digest),
     })
 }
 

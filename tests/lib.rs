@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod corruption;
 mod crash;
+mod enterprise;
 mod faults;
 mod incident;
 mod metrics;

@@ -113,6 +113,39 @@ impl FromStr for SseAlgorithm {
     }
 }
 
+/// A canned ACL for the objects (`bucket-owner-full-control` for another account's bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CannedAcl {
+    Private,
+    PublicRead,
+    PublicReadWrite,
+    AuthenticatedRead,
+    AwsExecRead,
+    BucketOwnerRead,
+    BucketOwnerFullControl,
+}
+
+impl CannedAcl {
+    /// The name S3 knows it by, e.g. `bucket-owner-full-control`.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl FromStr for CannedAcl {
+    type Err = Invalid;
+    fn from_str(text: &str) -> Result<Self, Invalid> {
+        one_of(text, true).ok_or_else(|| {
+            Invalid::Value(format!(
+                "{text:?} is not a canned ACL: use one of {}",
+                names::<Self>().join(", ")
+            ))
+        })
+    }
+}
+
 /// An S3 storage class (any case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -77,6 +77,14 @@ pub struct S3Options {
     pub aws_config_file: Option<PathBuf>,
     pub aws_credentials_file: Option<PathBuf>,
     pub storage_class: Option<choices::StorageClass>,
+    /// Canned ACL sent with each upload (`--acl`).
+    pub acl: Option<choices::CannedAcl>,
+    /// Sent with every request as `x-amz-expected-bucket-owner` (`--expected-bucket-owner`).
+    pub expected_bucket_owner: Option<String>,
+    /// Tags of every object (`--tag`), in order, keys unique.
+    pub tags: Vec<values::Tag>,
+    /// Also tag log objects with their incident id and statuses (`--tag-incident`).
+    pub tag_incident: bool,
     pub sse: Option<Sse>,
     pub checksum: ChecksumMode,
     pub part_size: u64,
@@ -302,6 +310,15 @@ fn s3_options(src: &Sources) -> anyhow::Result<S3Options> {
         storage_class: src
             .value("storage-class", |l| &l.s3.storage_class)?
             .and_then(|c| c.0),
+        acl: src.value("acl", |l| &l.s3.acl)?.and_then(|a| a.0),
+        expected_bucket_owner: src
+            .value("expected-bucket-owner", |l| &l.s3.expected_bucket_owner)?
+            .and_then(|a| a.0)
+            .map(|a| a.0),
+        tags: tags(src)?,
+        tag_incident: src
+            .value("tag-incident", |l| &l.s3.tag_incident)?
+            .is_some_and(|t| t.0),
         sse: sse(src)?,
         checksum: src
             .value("checksum", |l| &l.s3.checksum)?
@@ -321,6 +338,48 @@ fn s3_options(src: &Sources) -> anyhow::Result<S3Options> {
         aws_config_file: src.path("aws-config-file", |l| &l.s3.aws_config_file)?,
         aws_credentials_file: src.path("aws-credentials-file", |l| &l.s3.aws_credentials_file)?,
     })
+}
+
+/// The most tags an S3 object may have.
+pub const MAX_TAGS: usize = 10;
+
+/// `--tag`, each key once, at most [`MAX_TAGS`] with the two `--tag-incident` adds.
+fn tags(src: &Sources) -> anyhow::Result<Vec<values::Tag>> {
+    let Some(given) = src.list("tag", |l| &l.s3.tag)? else {
+        return Ok(Vec::new());
+    };
+    let incident = src
+        .value("tag-incident", |l| &l.s3.tag_incident)?
+        .is_some_and(|t| t.0);
+    let mut seen = std::collections::HashSet::new();
+    for tag in &given.value {
+        if !seen.insert(tag.key.as_str()) {
+            return Err(config_error(format!(
+                "{} gives the tag key {:?} twice; give each key once",
+                given.origin, tag.key
+            )));
+        }
+        if incident && ["incident", "statuses"].contains(&tag.key.as_str()) {
+            return Err(config_error(format!(
+                "{} gives the tag key {:?}, which --tag-incident sets; rename it or drop --tag-incident",
+                given.origin, tag.key
+            )));
+        }
+    }
+    let total = given.value.len() + if incident { 2 } else { 0 };
+    if total > MAX_TAGS {
+        return Err(config_error(format!(
+            "{} gives {} tags{}: S3 allows {MAX_TAGS} per object; drop some",
+            given.origin,
+            given.value.len(),
+            if incident {
+                " (and --tag-incident adds 2)"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(given.value)
 }
 
 /// `--sse` and `--sse-kms-key-id`, which only goes with `--sse aws:kms`.

@@ -450,3 +450,32 @@ fn a_blank_flag_unsets_the_file_value() {
     assert_eq!(c.s3.sse, Some(Sse::Aes256));
     assert_eq!(c.s3.region.as_deref(), Some("eu-west-1"));
 }
+
+#[test]
+fn cross_account_options_from_the_file() {
+    let c = load(
+        CommonArgs::default(),
+        None,
+        "acl = \"bucket-owner-full-control\"\nexpected-bucket-owner = \"111122223333\"\n\
+         tag = [\"team=payments\", \"retention=90d\"]\ntag-incident = true\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.s3.acl.map(|a| a.name()),
+        Some("bucket-owner-full-control".into())
+    );
+    assert_eq!(c.s3.expected_bucket_owner.as_deref(), Some("111122223333"));
+    let tags: Vec<(&str, &str)> =
+        c.s3.tags
+            .iter()
+            .map(|t| (t.key.as_str(), t.value.as_str()))
+            .collect();
+    assert_eq!(tags, [("team", "payments"), ("retention", "90d")]);
+    assert!(c.s3.tag_incident);
+    let e = err(load(CommonArgs::default(), None, "tag = [\"x\"]\n", &[]));
+    assert!(
+        e.contains("tag in /etc/fasttrack/fasttrack.toml \"x\" is not KEY=VALUE"),
+        "{e}"
+    );
+}

@@ -240,6 +240,78 @@ impl SettingValue for NonZeroDuration {
     type Toml = String;
 }
 
+/// An AWS account id: 12 digits (`--expected-bucket-owner`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountId(pub String);
+
+impl FromStr for AccountId {
+    type Err = Invalid;
+    fn from_str(text: &str) -> Result<Self, Invalid> {
+        let id = text.trim();
+        if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(AccountId(id.to_string()))
+        } else {
+            Err(Invalid::Value(format!(
+                "{text:?} is not an AWS account id: expected its 12 digits"
+            )))
+        }
+    }
+}
+
+impl SettingValue for AccountId {
+    type Toml = String;
+}
+
+/// An object tag, `KEY=VALUE` (`--tag`): S3's rules, 1 to 128 characters of key, up to 256 of
+/// value, letters, digits, spaces and `+ - = . _ : / @`; keys `aws:` are reserved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// Whether S3 accepts `s` in a tag.
+pub fn tag_text_ok(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_alphanumeric() || c == ' ' || "+-=._:/@".contains(c))
+}
+
+impl FromStr for Tag {
+    type Err = Invalid;
+    fn from_str(text: &str) -> Result<Self, Invalid> {
+        let Some((key, value)) = text.split_once('=') else {
+            return Err(Invalid::Value(format!(
+                "{text:?} is not KEY=VALUE; write e.g. team=payments"
+            )));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        let why = if key.is_empty() || key.chars().count() > 128 {
+            Some("its key must have 1 to 128 characters")
+        } else if value.chars().count() > 256 {
+            Some("its value must have at most 256 characters")
+        } else if !tag_text_ok(key) || !tag_text_ok(value) {
+            Some("S3 tags hold only letters, digits, spaces and + - = . _ : / @")
+        } else if key.starts_with("aws:") {
+            Some("keys starting with aws: are reserved by AWS")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(Invalid::Value(format!(
+                "{text:?} is not a valid tag: {why}"
+            ))),
+            None => Ok(Tag {
+                key: key.to_string(),
+                value: value.to_string(),
+            }),
+        }
+    }
+}
+
+impl SettingValue for Tag {
+    type Toml = String;
+}
+
 /// The least time between two messages of one notification route; `0s`: no wait (still at
 /// most one message a second per webhook).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -185,6 +185,7 @@ mod tests {
             content_type: "application/gzip",
             sha256: "00".into(),
             metadata: vec![],
+            tags: vec![],
         }
     }
 

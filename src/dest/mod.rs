@@ -28,6 +28,33 @@ pub struct ObjectMeta {
     pub content_type: &'static str,
     pub sha256: String,
     pub metadata: Vec<(String, String)>,
+    /// Object tags (`--tag`, `--tag-incident`); none: no tagging header at all.
+    pub tags: Vec<(String, String)>,
+}
+
+impl ObjectMeta {
+    /// The `x-amz-tagging` value (`k=v&k2=v2`, each part percent-encoded), `None` without tags.
+    pub fn tagging(&self) -> Option<String> {
+        use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+        const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        (!self.tags.is_empty()).then(|| {
+            self.tags
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        utf8_percent_encode(k, ENCODE),
+                        utf8_percent_encode(v, ENCODE)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("&")
+        })
+    }
 }
 
 /// Why a shipment failed, sorted for the callers that branch on it: the spool retries a

@@ -185,6 +185,25 @@ pub struct Proxy {
     pub port: u16,
     pub faulted: Arc<AtomicUsize>,
     mode: Arc<Mutex<Option<Fault>>>,
+    /// Every byte clients sent upstream, in order per connection ([`Proxy::recording`]).
+    sent: Arc<Mutex<Vec<u8>>>,
+}
+
+/// One request as it went to the server: method, path and query, headers (names lowercase).
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Proxy {
@@ -192,11 +211,39 @@ impl Proxy {
     /// if the store held other bytes than were sent (what a store that keeps the SDK's
     /// aws-chunked framing as the body looks like from the client).
     pub fn wrong_etags(upstream: u16) -> Proxy {
-        Self::spawn(upstream, vec![], None, true)
+        Self::spawn(upstream, vec![], None, true, false)
     }
 
     pub fn start(upstream: u16, faults: Vec<Fault>, bytes_per_sec: Option<usize>) -> Proxy {
-        Self::spawn(upstream, faults, bytes_per_sec, false)
+        Self::spawn(upstream, faults, bytes_per_sec, false, false)
+    }
+
+    /// A proxy that forwards everything and keeps what the clients sent, to assert on the
+    /// requests' heads ([`Proxy::requests`]).
+    pub fn recording(upstream: u16) -> Proxy {
+        Self::spawn(upstream, vec![], None, false, true)
+    }
+
+    /// The request heads sent so far (found in the recorded bytes: a request line and its
+    /// headers up to the empty line; bodies are gzip or XML and never look like one).
+    pub fn requests(&self) -> Vec<RequestHead> {
+        let sent = self.sent.lock().unwrap().clone();
+        let text = String::from_utf8_lossy(&sent);
+        let re = regex::Regex::new(
+            r"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/1\.1\r\n((?:[^\r\n]+\r\n)*)\r\n",
+        )
+        .unwrap();
+        re.captures_iter(&text)
+            .map(|c| RequestHead {
+                method: c[1].to_string(),
+                target: c[2].to_string(),
+                headers: c[3]
+                    .split("\r\n")
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                    .collect(),
+            })
+            .collect()
     }
 
     fn spawn(
@@ -204,6 +251,7 @@ impl Proxy {
         faults: Vec<Fault>,
         bytes_per_sec: Option<usize>,
         wrong_etags: bool,
+        record: bool,
     ) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -211,6 +259,8 @@ impl Proxy {
         let counter = faulted.clone();
         let mode: Arc<Mutex<Option<Fault>>> = Arc::default();
         let standing = mode.clone();
+        let sent: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let recorded = sent.clone();
         std::thread::spawn(move || {
             for (i, conn) in listener.incoming().enumerate() {
                 let Ok(mut client) = conn else { continue };
@@ -242,6 +292,7 @@ impl Proxy {
                             wrong_etags,
                             mode: standing.clone(),
                             faulted: counter.clone(),
+                            sent: record.then(|| recorded.clone()),
                         };
                         forward(client, server, link);
                     }
@@ -252,6 +303,7 @@ impl Proxy {
             port,
             faulted,
             mode,
+            sent,
         }
     }
 
@@ -300,6 +352,7 @@ struct Link {
     wrong_etags: bool,
     mode: Arc<Mutex<Option<Fault>>>,
     faulted: Arc<AtomicUsize>,
+    sent: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
 fn forward(client: TcpStream, server: TcpStream, link: Link) {
@@ -316,6 +369,9 @@ fn forward(client: TcpStream, server: TcpStream, link: Link) {
                             let _ = to.shutdown(Shutdown::Both);
                             reset(from);
                             return;
+                        }
+                        if let (true, Some(sent)) = (upstream, &link.sent) {
+                            sent.lock().unwrap().extend_from_slice(&buf[..n]);
                         }
                         if !upstream && link.wrong_etags {
                             rewrite_etag(&mut buf[..n]);

@@ -125,9 +125,12 @@ impl S3Dest {
             .client
             .put_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner())
             .key(probe.as_str())
             .body(ByteStream::from(Bytes::from(body.clone())))
             .content_md5(base64(md5))
+            .set_acl(self.acl())
+            .set_tagging(self.check_tagging())
             .send()
             .await;
         let written = match put {
@@ -159,6 +162,7 @@ impl S3Dest {
             .client
             .delete_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner())
             .key(probe.as_str())
             .send()
             .await
@@ -166,6 +170,22 @@ impl S3Dest {
             .map_err(|e| format!("{:#}", self.classify(e, Action::Delete, probe.as_str())));
         items.push(CheckItem::from_result("test remove", removed));
         items
+    }
+
+    /// The probe object's tags: `--tag`'s, so that a bucket policy requiring them is seen.
+    fn check_tagging(&self) -> Option<String> {
+        crate::dest::ObjectMeta {
+            content_type: "text/plain",
+            sha256: String::new(),
+            metadata: Vec::new(),
+            tags: self
+                .opts
+                .tags
+                .iter()
+                .map(|t| (t.key.clone(), t.value.clone()))
+                .collect(),
+        }
+        .tagging()
     }
 
     /// Compares the host's clock with the server's, from the Date of a ListObjectsV2 answer
@@ -177,6 +197,7 @@ impl S3Dest {
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner())
             .max_keys(1)
             .customize()
             .interceptor(date.clone())

@@ -53,8 +53,17 @@ impl S3Dest {
                 ))
             }
             (Some("AccessDenied" | "AllAccessDisabled" | "AccountProblem"), _) | (None, Some(403)) => {
+                let cross_account = match (&self.opts.expected_bucket_owner, &self.opts.acl) {
+                    (Some(owner), _) => format!(
+                        "; or the bucket is not owned by account {owner} (--expected-bucket-owner)"
+                    ),
+                    (None, None) => "; a bucket of another account may also require \
+                                     --acl bucket-owner-full-control"
+                        .to_string(),
+                    (None, Some(_)) => String::new(),
+                };
                 permanent(format!(
-                    "access denied to {what}: the credentials in use must allow {} on it (see the IAM policy in README.md)",
+                    "access denied to {what}: the credentials in use must allow {} on it (see the IAM policy in README.md){cross_account}",
                     action.permission()
                 ))
             }

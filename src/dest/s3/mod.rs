@@ -59,11 +59,14 @@ const MAX_PARTS: u64 = 10_000;
 /// Object metadata keys (sent as x-amz-meta-*).
 const META_SHA256: &str = "sha256";
 
-/// Storage class and server-side encryption, on PutObject and CreateMultipartUpload alike
-/// (two builder types with the same setters).
+/// Storage class, server-side encryption, canned ACL and the source's tags, on PutObject and
+/// CreateMultipartUpload alike (two builder types with the same setters). No tags: no
+/// tagging header at all (an empty one is refused by some stores).
 macro_rules! with_object_options {
-    ($dest:expr, $req:expr) => {{
-        let mut req = $req;
+    ($dest:expr, $req:expr, $source:expr) => {{
+        let mut req = $req
+            .set_acl($dest.acl())
+            .set_tagging($source.tagging.clone());
         if let Some(class) = $dest.opts.storage_class {
             req = req.storage_class(StorageClass::from(class.name().as_str()));
         }
@@ -90,6 +93,8 @@ struct Source<'a> {
     path: &'a Path,
     size: u64,
     progress: &'a dyn Progress,
+    /// The `x-amz-tagging` of the object ([`ObjectMeta::tagging`]).
+    tagging: Option<String>,
 }
 
 pub struct S3Dest {
@@ -206,6 +211,18 @@ impl S3Dest {
         self.opts.checksum == ChecksumMode::WhenSupported
     }
 
+    /// `--expected-bucket-owner`, sent with every request but the presigned links (a browser
+    /// following one does not send the header, so it must not be signed into it).
+    fn owner(&self) -> Option<String> {
+        self.opts.expected_bucket_owner.clone()
+    }
+
+    fn acl(&self) -> Option<aws_sdk_s3::types::ObjectCannedAcl> {
+        self.opts
+            .acl
+            .map(|a| aws_sdk_s3::types::ObjectCannedAcl::from(a.name().as_str()))
+    }
+
     fn is_kms(&self) -> bool {
         matches!(self.opts.sse, Some(Sse::Kms { .. }))
     }
@@ -219,6 +236,7 @@ impl S3Dest {
             .client
             .head_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner())
             .key(key.as_str())
             .send()
             .await
@@ -274,6 +292,7 @@ impl S3Dest {
         self.client
             .list_objects_v2()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner())
             .prefix(format!("{dir}/"))
             .max_keys(1)
             .send()
@@ -329,6 +348,7 @@ impl S3Dest {
             path: file,
             size,
             progress,
+            tagging: meta.tagging(),
         };
         if size <= self.opts.part_size {
             self.put_single(key, &source, &sha256, meta.content_type, metadata)
@@ -355,6 +375,7 @@ impl S3Dest {
             .client
             .put_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner())
             .key(key.as_str())
             .body(ByteStream::from(body))
             .content_length(size as i64)
@@ -363,7 +384,7 @@ impl S3Dest {
             .content_type(content_type)
             .set_metadata(Some(metadata))
             .if_none_match("*");
-        let req = with_object_options!(self, req);
+        let req = with_object_options!(self, req, source);
         let out = match req.send().await {
             Ok(out) => out,
             Err(e) if is_precondition_failed(&e) => {
@@ -406,6 +427,7 @@ impl S3Dest {
             .client
             .delete_object()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner())
             .key(key.as_str())
             .send()
             .await
@@ -430,6 +452,7 @@ impl S3Dest {
                 .client
                 .get_object()
                 .bucket(&self.bucket)
+                .set_expected_bucket_owner(self.owner())
                 .key(key)
                 .send()
                 .await

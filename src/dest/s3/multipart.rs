@@ -29,6 +29,7 @@ impl S3Dest {
                 .client
                 .abort_multipart_upload()
                 .bucket(&self.bucket)
+                .set_expected_bucket_owner(self.owner())
                 .key(key.as_str())
                 .upload_id(upload_id)
                 .send()
@@ -61,11 +62,12 @@ impl S3Dest {
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner())
             .key(key.as_str())
             .set_checksum_algorithm(self.crc32_headers().then_some(ChecksumAlgorithm::Crc32))
             .content_type(content_type)
             .set_metadata(Some(metadata));
-        let req = with_object_options!(self, req);
+        let req = with_object_options!(self, req, source);
         let created = req
             .send()
             .await
@@ -97,6 +99,7 @@ impl S3Dest {
                 .client
                 .abort_multipart_upload()
                 .bucket(&self.bucket)
+                .set_expected_bucket_owner(self.owner())
                 .key(key.as_str())
                 .upload_id(&upload_id)
                 .send()
@@ -145,6 +148,7 @@ impl S3Dest {
                     .client
                     .upload_part()
                     .bucket(&self.bucket)
+                    .set_expected_bucket_owner(self.owner())
                     .key(key.as_str())
                     .upload_id(upload_id)
                     .part_number(number);
@@ -232,6 +236,7 @@ impl S3Dest {
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
+            .set_expected_bucket_owner(self.owner())
             .key(key.as_str())
             .upload_id(upload_id)
             .multipart_upload(completed)
