@@ -9,6 +9,7 @@ mod corruption;
 mod crash;
 mod faults;
 mod incident;
+mod known;
 mod metrics;
 mod modes;
 mod recovery;
