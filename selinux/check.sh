@@ -216,9 +216,17 @@ expect_exact "/proc/<syslog-ng pid>/fd links readable" \
 expect_match "inotify watch on var_log_t files (IN_CLOSE_WRITE on the renamed docker.log)" \
     '^allow fasttrack_t var_log_t:file \{.* watch .*\};$' \
     -A -s fasttrack_t -t var_log_t -c file -p watch
-expect_exact "syslog-ng-ctl is the only kind of program run without a transition (bin_t)" \
-    "allow fasttrack_t bin_t:file { execute execute_no_trans getattr ioctl lock map open read };" \
+expect_exact "programs run without a transition: syslog-ng-ctl (bin_t); /bin/sh only with the credential_process boolean" \
+    "allow fasttrack_t bin_t:file { execute execute_no_trans getattr ioctl lock map open read };
+allow fasttrack_t shell_exec_t:file { execute execute_no_trans getattr ioctl lock map open read }; [ fasttrack_use_credential_process ]:True" \
     -A -s fasttrack_t -p execute_no_trans
+if out=$(seinfo -x -b fasttrack_use_credential_process "$POL" 2>&1) \
+    && grep -Eq 'fasttrack_use_credential_process *(: *)?(false|off)' <<<"$out"; then
+    ok "boolean fasttrack_use_credential_process exists and is off by default"
+else
+    bad "boolean fasttrack_use_credential_process exists and is off by default"
+    printf '    got: %s\n' "${out:-<nothing>}"
+fi
 
 # ---------------------------------------------------------------------------------------
 # Network: S3 (443) and IMDS (80) are http_port_t; DNS.

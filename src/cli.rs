@@ -383,6 +383,17 @@ pub struct IncidentArgs {
         value_name = "DURATION"
     )]
     pub notify_link_expiry: Option<Given<LinkExpiry>>,
+
+    /// AWS profile whose credentials sign the download link only, e.g. a dedicated IAM user's
+    /// long-lived keys: a link lasts no longer than the credentials that signed it, and the
+    /// shipping ones may be temporary (an instance role's) [default: the shipping credentials]
+    #[arg(
+        long,
+        env = "FASTTRACK_LINK_PROFILE",
+        global = true,
+        value_name = "NAME"
+    )]
+    pub link_profile: Option<Given<OrBlank<String>>>,
 }
 
 #[derive(Debug, Default, Args)]

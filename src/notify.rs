@@ -46,6 +46,10 @@ pub struct Job {
     /// Where to download it (presigned for S3), and until when (RFC 3339).
     pub link: String,
     pub link_expires: Option<String>,
+    /// When the temporary credentials that signed the link expire (RFC 3339), when that cut
+    /// it short of `--notify-link-expiry`: the message says why the link lasts no longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_credentials_expire: Option<String>,
     pub digest: Digest,
     pub attempts: u32,
     /// Unix seconds of the next attempt.
@@ -122,15 +126,9 @@ fn read_queue(state_dir: &Path, set_aside: bool) -> Vec<(PathBuf, Job)> {
 /// The request body for the webhook.
 pub fn payload(format: NotifyFormat, job: &Job) -> serde_json::Value {
     match format {
-        NotifyFormat::Slack => {
-            let note = job
-                .link_expires
-                .as_deref()
-                .map_or(String::new(), |t| format!(" (link valid until {t})"));
-            serde_json::json!({
-                "text": render_slack(&job.digest, &job.name, &job.link, &note),
-            })
-        }
+        NotifyFormat::Slack => serde_json::json!({
+            "text": render_slack(&job.digest, &job.name, &job.link, &link_note(job)),
+        }),
         NotifyFormat::Json => serde_json::json!({
             "event": "fasttrack.incident.shipped",
             "host": job.digest.reporter,
@@ -141,9 +139,21 @@ pub fn payload(format: NotifyFormat, job: &Job) -> serde_json::Value {
                 "bytes": job.bytes,
                 "link": job.link,
                 "link_expires": job.link_expires,
+                "link_credentials_expire": job.link_credentials_expire,
             },
             "digest": job.digest,
         }),
+    }
+}
+
+/// Until when the link works and, when the credentials that signed it cut it short, why.
+fn link_note(job: &Job) -> String {
+    match (&job.link_expires, &job.link_credentials_expire) {
+        (None, _) => String::new(),
+        (Some(until), None) => format!(" (link valid until {until})"),
+        (Some(until), Some(creds)) => format!(
+            " (link valid until {until}: signed with temporary credentials that expire at {creds})"
+        ),
     }
 }
 
@@ -544,6 +554,7 @@ mod tests {
             bytes: 10,
             link: "http://s3.local/b/p/web1/docker.log-5.gz?X-Amz-Signature=abc".into(),
             link_expires: Some("2026-11-29T04:26:15Z".into()),
+            link_credentials_expire: None,
             digest: b.digest("web1", 10),
             attempts: 0,
             next_at: 0,
@@ -565,10 +576,57 @@ mod tests {
             text.contains(&format!("<{}|docker.log-5.gz>", j.link)),
             "{text}"
         );
+        assert!(
+            text.ends_with(" (link valid until 2026-11-29T04:26:15Z)"),
+            "{text}"
+        );
         let json = payload(NotifyFormat::Json, &j);
         assert_eq!(json["object"]["key"], "p/web1/docker.log-5.gz");
+        assert_eq!(
+            json["object"]["link_credentials_expire"],
+            serde_json::Value::Null
+        );
         assert_eq!(json["digest"]["lines"], 1);
         assert_eq!(json["digest"]["statuses"]["502"], 1);
+    }
+
+    #[test]
+    fn a_link_cut_short_by_its_credentials_says_why_and_marks_show() {
+        let mut j = job();
+        j.link_expires = Some("2026-11-22T06:26:15Z".into());
+        j.link_credentials_expire = Some("2026-11-22T06:26:15Z".into());
+        j.digest.messages[0].seen = Some(crate::digest::Seen {
+            first_seen: "2026-11-01T10:00:00.000Z".into(),
+            incidents: 3,
+        });
+        let text = payload(NotifyFormat::Slack, &j)["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            text.ends_with(
+                " (link valid until 2026-11-22T06:26:15Z: signed with temporary credentials \
+                 that expire at 2026-11-22T06:26:15Z)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("`GET /x 502` (seen 3 times since 2026-11-01)"),
+            "{text}"
+        );
+        let json = payload(NotifyFormat::Json, &j);
+        assert_eq!(
+            json["object"]["link_credentials_expire"],
+            "2026-11-22T06:26:15Z"
+        );
+        assert_eq!(json["digest"]["messages"][0]["seen"]["incidents"], 3);
+        // A job queued by an older version reads back without the new fields.
+        let mut old = serde_json::to_value(job()).unwrap();
+        old.as_object_mut()
+            .unwrap()
+            .remove("link_credentials_expire");
+        let back: Job = serde_json::from_value(old).unwrap();
+        assert_eq!(back.link_credentials_expire, None);
     }
 
     #[test]

@@ -4,10 +4,11 @@
 
 use crate::compress::{describe_gz, gzip_file};
 use crate::config::{Config, DestUrl};
-use crate::dest::{Destination, ObjectMeta, ShipError, Shipped};
+use crate::dest::{Destination, Link, ObjectMeta, ShipError, Shipped};
 use crate::digest::Digest;
 use crate::digest::{scan, sidecar};
 use crate::fsutil::FileAccess;
+use crate::known;
 use crate::naming::{ObjectKey, RotatedName, Stage};
 use crate::notify;
 use crate::progress::{during, Progress, Silent, Step};
@@ -205,7 +206,7 @@ pub fn ship_pending(
         }
         let path = path_of(config, suffix, Stage::Compressed);
         let key = dest_url.key(&config.host, &name);
-        let digest = ensure_digest(config, suffix, &path)?;
+        let digest = final_digest(config, suffix, &path, &name, (state_dir, lock))?;
         let meta = object_meta(config, &state, &name, &path, digest.as_ref())?;
         // The digest goes first: whoever sees the log's object can already read its digest.
         let sidecar = sidecar::sidecar_path(config, suffix);
@@ -329,26 +330,40 @@ fn notify_job(
     digest: &Digest,
     link_expiry: Duration,
 ) -> notify::Job {
-    let (link, link_expires) = match dest.link(key, link_expiry) {
-        Ok(l) => l,
-        Err(e) => {
-            warn!("{e:#}; the notification names the object without a link");
-            (format!("{dest_url} {key}"), None)
-        }
-    };
+    // The link's real expiry: the credentials that sign it may expire before `link_expiry`.
+    let link = dest.link(key, link_expiry).unwrap_or_else(|e| {
+        warn!("{e:#}; the notification names the object without a link");
+        Link::unsigned(format!("{dest_url} {key}"))
+    });
     notify::Job {
         route: String::new(),
         name: name.to_string(),
         dest: dest_url.to_string(),
         key: key.to_string(),
         bytes,
-        link,
-        link_expires,
+        link: link.url,
+        link_expires: link.expires,
+        link_credentials_expire: link.credentials_expire,
         digest: digest.clone(),
         attempts: 0,
         next_at: 0,
         last_error: None,
     }
+}
+
+/// The final digest of the incident in the compressed file `gz` (`name`), its top messages
+/// marked new or known ([`known`]): every shipped incident passes here, once its digest can
+/// no longer change, whoever rotated it.
+fn final_digest(
+    config: &Config,
+    suffix: u64,
+    gz: &Path,
+    name: &str,
+    (state_dir, lock): (&StateDir, &StateLock),
+) -> Result<Option<Digest>> {
+    let digest = ensure_digest(config, suffix, gz)?;
+    let sidecar = sidecar::sidecar_path(config, suffix);
+    Ok(digest.map(|d| known::mark(state_dir, lock, name, (&sidecar, gz), d)))
 }
 
 /// The digest of a compressed file: its JSON next to it, or (a file rotated by an older

@@ -10,6 +10,7 @@ mod crash;
 mod enterprise;
 mod faults;
 mod incident;
+mod known;
 mod metrics;
 mod modes;
 mod progress;

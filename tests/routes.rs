@@ -219,3 +219,47 @@ fn a_429_is_waited_for_as_retry_after_says() {
     assert_eq!(hook.accepted_json().len(), 1);
     assert!(notify_queue(&env).is_empty());
 }
+
+#[test]
+fn an_only_new_route_hears_only_of_incidents_with_a_message_never_seen() {
+    let env = TestEnv::new();
+    let (fresh, every) = (Webhook::start(Answer::Ok), Webhook::start(Answer::Ok));
+    routes_file(
+        &env,
+        &format!(
+            "[[route]]\nname = \"fresh\"\nurl = \"{}\"\nformat = \"json\"\nonly-new = true\ninterval = \"0s\"\n\
+             [[route]]\nname = \"every\"\nurl = \"{}\"\nformat = \"json\"\ninterval = \"0s\"\n",
+            fresh.url(),
+            every.url()
+        ),
+    );
+    let mut seq = 0;
+    for path in ["/orders", "/orders", "/stock"] {
+        let text: String = (0..3)
+            .map(|_| {
+                seq += 1;
+                line("docker/shop", path, 502, seq)
+            })
+            .collect();
+        std::fs::write(env.log(), text).unwrap();
+        env.cmd("rotate", &["--reopen", "none"])
+            .status(0)
+            .run_in(&env);
+    }
+    assert_eq!(every.accepted_json().len(), 3, "{}", env.dump());
+    let told: Vec<String> = fresh
+        .accepted_json()
+        .iter()
+        .map(|m| {
+            m["digest"]["messages"][0]["template"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        told,
+        ["GET /orders 502", "GET /stock 502"],
+        "the second /orders incident is known"
+    );
+}

@@ -146,6 +146,16 @@ impl IncidentConfig {
 pub struct NotifyConfig {
     pub routes: Vec<Route>,
     pub link_expiry: Duration,
+    /// The AWS profile that signs links, if not the shipping credentials.
+    pub link_profile: Option<LinkProfile>,
+}
+
+/// `--link-profile`: an AWS profile used only to sign download links, and where the setting
+/// came from (its errors name it: the profile is resolved when the destination is opened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkProfile {
+    pub name: String,
+    pub origin: String,
 }
 
 pub fn redact_url(url: &str) -> String {
@@ -452,6 +462,14 @@ fn notify(src: &Sources) -> anyhow::Result<Option<NotifyConfig>> {
         link_expiry: src
             .value("notify-link-expiry", |l| &l.incident.notify_link_expiry)?
             .map_or(MAX_LINK_EXPIRY, |e| e.0),
+        link_profile: src
+            .get("link-profile", |l| &l.incident.link_profile)?
+            .and_then(|s| {
+                s.value.0.map(|name| LinkProfile {
+                    name,
+                    origin: s.origin,
+                })
+            }),
     }))
 }
 

@@ -337,6 +337,47 @@ fn incident_settings_are_checked() {
 }
 
 #[test]
+fn the_link_profile_keeps_where_it_was_set_and_a_blank_one_unsets_it() {
+    let notify = |file: &str, incident: IncidentArgs, env: &[&'static str]| {
+        let origins = Origins {
+            from_env: env.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let c = from_layers(
+            &CommonArgs::default(),
+            &S3Args::default(),
+            &incident,
+            None,
+            &origins,
+            &format!("notify = 'https://h/x'\n{file}"),
+        );
+        c.unwrap().incident.notify.unwrap().link_profile
+    };
+    assert_eq!(notify("", IncidentArgs::default(), &[]), None);
+    assert_eq!(
+        notify("link-profile = 'signer'", IncidentArgs::default(), &[]),
+        Some(LinkProfile {
+            name: "signer".into(),
+            origin: "link-profile in /etc/fasttrack/fasttrack.toml".into()
+        })
+    );
+    let flag = || IncidentArgs {
+        link_profile: Some("links".into()),
+        ..Default::default()
+    };
+    let from_env = notify("link-profile = 'signer'", flag(), &["--link-profile"]);
+    assert_eq!(
+        from_env.map(|p| (p.name, p.origin)),
+        Some(("links".into(), "FASTTRACK_LINK_PROFILE".into()))
+    );
+    let blank = IncidentArgs {
+        link_profile: Some(" ".into()),
+        ..Default::default()
+    };
+    assert_eq!(notify("link-profile = 'signer'", blank, &[]), None);
+}
+
+#[test]
 fn a_secret_on_the_command_line_is_refused_by_watch_and_warned_about_elsewhere() {
     let incident = IncidentArgs {
         notify: Some("https://hooks.slack.com/services/T/B/secret".into()),

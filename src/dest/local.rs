@@ -1,7 +1,7 @@
 //! `file:///DIR`: objects are files under DIR, written to a temporary name, fsynced and
 //! renamed into place, so a reader never sees a partial object.
 
-use super::{CheckItem, Destination, ObjectMeta, ShipError, Shipped};
+use super::{CheckItem, Destination, Link, ObjectMeta, ShipError, Shipped};
 use crate::fsutil::{create_new, fsync_dir, rename_noreplace, FileAccess};
 use crate::naming::ObjectKey;
 use crate::progress::Progress;
@@ -96,15 +96,11 @@ impl Destination for LocalDir {
         Ok(Shipped::Written { bytes })
     }
 
-    fn link(
-        &self,
-        key: &ObjectKey,
-        _expiry: std::time::Duration,
-    ) -> Result<(String, Option<String>)> {
-        Ok((
-            format!("file://{}", self.root.join(key.as_str()).display()),
-            None,
-        ))
+    fn link(&self, key: &ObjectKey, _expiry: std::time::Duration) -> Result<Link> {
+        Ok(Link::unsigned(format!(
+            "file://{}",
+            self.root.join(key.as_str()).display()
+        )))
     }
 
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem> {

@@ -164,12 +164,32 @@ pub trait Destination: Send + Sync {
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem>;
 
     /// Where a person can download the object for `expiry` (S3: a presigned GET URL), and
-    /// until when if it expires.
-    fn link(
-        &self,
-        key: &ObjectKey,
-        expiry: std::time::Duration,
-    ) -> Result<(String, Option<String>)>;
+    /// until when it really works, which may be sooner ([`Link`]).
+    fn link(&self, key: &ObjectKey, expiry: std::time::Duration) -> Result<Link>;
+}
+
+/// A download link, as a notification shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub url: String,
+    /// RFC 3339: until when it works (`None`: it does not expire). The earlier of the expiry
+    /// asked for and that of the credentials that signed it: S3 refuses a presigned URL once
+    /// its signer's credentials have expired, whatever the URL says.
+    pub expires: Option<String>,
+    /// RFC 3339: when the (temporary) credentials that signed it expire, when that is what
+    /// cut the link short; the message says so.
+    pub credentials_expire: Option<String>,
+}
+
+impl Link {
+    /// A link (or a mere name) that does not expire.
+    pub fn unsigned(url: String) -> Link {
+        Link {
+            url,
+            expires: None,
+            credentials_expire: None,
+        }
+    }
 }
 
 /// Opens the configured destination (for S3: loads the AWS config and credentials chain).
@@ -177,7 +197,12 @@ pub fn open(config: &Config) -> Result<Box<dyn Destination>> {
     Ok(match config.require_dest()? {
         DestUrl::File { root } => Box::new(local::LocalDir::new(root)),
         DestUrl::S3 { bucket, .. } => {
-            Box::new(s3::S3Dest::new(bucket, &config.s3, &config.state_dir)?)
+            let mut s3 = s3::S3Dest::new(bucket, &config.s3, &config.state_dir)?;
+            let notify = config.incident.notify.as_ref();
+            if let Some(profile) = notify.and_then(|n| n.link_profile.as_ref()) {
+                s3.sign_links_with(profile)?;
+            }
+            Box::new(s3)
         }
     })
 }

@@ -81,6 +81,26 @@ pub struct Message {
     pub example: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Whether earlier incidents had this message ([`crate::known`]): set once the incident's
+    /// digest is final, when its log is shipped; absent before, and in `fasttrack digest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<Seen>,
+}
+
+/// A top message's mark: new, or seen in earlier incidents of this host ([`crate::known`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// RFC 3339: the first line of the first incident that had this message.
+    pub first_seen: String,
+    /// Earlier incidents with this message (its template and status); 0: it is new.
+    pub incidents: u64,
+}
+
+impl Seen {
+    /// No earlier incident had this message (what `only-new` routes select).
+    pub fn is_new(&self) -> bool {
+        self.incidents == 0
+    }
 }
 
 pub(crate) fn is_zero(n: &u64) -> bool {
@@ -422,6 +442,7 @@ impl Builder {
                     error,
                     example: info.example.clone(),
                     status: info.status.clone(),
+                    seen: None,
                 })
                 .collect(),
             request_ids: self.request_ids.clone(),

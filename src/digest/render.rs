@@ -147,9 +147,10 @@ pub fn render_slack(d: &Digest, name: &str, link: &str, link_note: &str) -> Stri
     for m in d.messages.iter().take(5) {
         let _ = writeln!(
             o,
-            "\u{2022} {} x `{}`",
+            "\u{2022} {} x `{}`{}",
             thousands(m.count),
-            slack_escape(&m.template.replace('`', "'"))
+            slack_escape(&m.template.replace('`', "'")),
+            seen_note(m)
         );
     }
     if d.ignored > 0 {
@@ -157,6 +158,22 @@ pub fn render_slack(d: &Digest, name: &str, link: &str, link_note: &str) -> Stri
     }
     let _ = write!(o, "<{link}|{name}>{link_note}");
     o
+}
+
+/// ` (new)`, ` (seen 3 times since 2026-11-01)` or nothing (not marked): whether earlier
+/// incidents of this host had the message ([`crate::known`]).
+pub fn seen_note(m: &Message) -> String {
+    match &m.seen {
+        None => String::new(),
+        Some(s) if s.is_new() => " (new)".to_string(),
+        Some(s) => {
+            let since = DateTime::parse_from_rfc3339(&s.first_seen).map_or_else(
+                |_| s.first_seen.clone(),
+                |t| t.with_timezone(&Utc).format("%Y-%m-%d").to_string(),
+            );
+            format!(" (seen {} times since {since})", thousands(s.incidents))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +213,22 @@ mod tests {
         );
         assert!(
             slack.contains("<http://x/y|docker.log-5.gz> (link valid 7 days)"),
+            "{slack}"
+        );
+        let mut marked = d.clone();
+        marked.messages[0].seen = Some(Seen {
+            first_seen: "2026-11-01T23:59:00.000Z".into(),
+            incidents: 0,
+        });
+        let slack = render_slack(&marked, "docker.log-5.gz", "http://x/y", "");
+        assert!(
+            slack.contains("x `GET /x/&lt;n&gt; 502` (new)\n"),
+            "{slack}"
+        );
+        marked.messages[0].seen.as_mut().unwrap().incidents = 1;
+        let slack = render_slack(&marked, "docker.log-5.gz", "http://x/y", "");
+        assert!(
+            slack.contains("502` (seen 1 times since 2026-11-01)\n"),
             "{slack}"
         );
         assert_eq!(thousands(1_000_000), "1,000,000");

@@ -34,9 +34,28 @@ pub fn route_jobs(notify: &NotifyConfig, rules: &IncidentConfig, job: &Job, gz: 
         .collect()
 }
 
-/// Whether `route` is told of an incident whose share for it is `digest`.
+/// Whether `route` is told of an incident whose share for it is `digest`: enough lines, and
+/// for `only-new`, a top message no earlier incident had.
 pub fn wants(route: &Route, digest: &Digest) -> bool {
-    digest.lines > 0 && digest.lines >= route.min_lines
+    digest.lines > 0
+        && digest.lines >= route.min_lines
+        && (!route.only_new
+            || digest
+                .messages
+                .iter()
+                .any(|m| m.seen.as_ref().is_some_and(|s| s.is_new())))
+}
+
+/// The marks of the whole incident's top messages (src/known) on the same messages of a
+/// route's share; a message outside the whole digest's top has none (not counted as new).
+fn copy_marks(share: &mut Digest, whole: &Digest) {
+    for m in &mut share.messages {
+        m.seen = whole
+            .messages
+            .iter()
+            .find(|w| w.template == m.template && w.status == m.status)
+            .and_then(|w| w.seen.clone());
+    }
 }
 
 /// The digests of the lines each route's filter passes, from one scan of `gz`. If the file
@@ -74,6 +93,7 @@ fn restricted_digests(
             d.log = whole.log.clone();
             d.incident_id = whole.incident_id.clone();
             d.source = whole.source.clone();
+            copy_marks(&mut d, whole);
             (route.name.clone(), d)
         })
         .collect()

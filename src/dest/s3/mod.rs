@@ -17,7 +17,7 @@
 //! Errors are classified once, in [`S3Dest::classify`], as retryable or permanent ([`ShipError`]);
 //! how often each request is retried is [`crate::retry::Policy::S3_REQUEST`].
 
-use super::{CheckItem, Destination, ObjectMeta, ShipError, Shipped};
+use super::{CheckItem, Destination, Link, ObjectMeta, ShipError, Shipped};
 use crate::config::{ChecksumMode, ConfigError, S3Options, Sse};
 use crate::fsutil::{atomic_write, create_private_dir, FileAccess};
 use crate::naming::ObjectKey;
@@ -83,6 +83,7 @@ macro_rules! with_object_options {
 // After the macro: the submodules use it.
 mod check;
 mod errors;
+mod link;
 mod multipart;
 
 use errors::{is_precondition_failed, mismatch, Action};
@@ -101,6 +102,8 @@ pub struct S3Dest {
     rt: tokio::runtime::Runtime,
     client: Client,
     credentials: Option<SharedCredentialsProvider>,
+    /// `--link-profile`'s credentials, which sign links instead of `credentials`.
+    link_signer: Option<link::LinkSigner>,
     bucket: String,
     region: String,
     endpoint: String,
@@ -130,12 +133,7 @@ impl S3Dest {
             .enable_all()
             .build()
             .context("cannot start the async runtime for S3")?;
-        // One TLS stack: rustls with ring.
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
+        let http = https_client();
         let sdk_retry = Policy::S3_REQUEST;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
@@ -154,18 +152,8 @@ impl S3Dest {
         if let Some(profile) = &opts.profile {
             loader = loader.profile_name(profile);
         }
-        // Explicit files, because syslog-ng's child may have no HOME to find ~/.aws in.
-        if opts.aws_config_file.is_some() || opts.aws_credentials_file.is_some() {
-            let mut files = EnvConfigFiles::builder();
-            files = match &opts.aws_config_file {
-                Some(f) => files.with_file(EnvConfigFileKind::Config, f),
-                None => files.include_default_config_file(true),
-            };
-            files = match &opts.aws_credentials_file {
-                Some(f) => files.with_file(EnvConfigFileKind::Credentials, f),
-                None => files.include_default_credentials_file(true),
-            };
-            loader = loader.profile_files(files.build());
+        if let Some(files) = profile_files(opts) {
+            loader = loader.profile_files(files);
         }
         if let Some(region) = &opts.region {
             loader = loader.region(Region::new(region.clone()));
@@ -190,6 +178,7 @@ impl S3Dest {
             rt,
             client: Client::from_conf(conf.build()),
             credentials: sdk.credentials_provider(),
+            link_signer: None,
             bucket: bucket.to_string(),
             endpoint: opts
                 .endpoint_url
@@ -490,36 +479,40 @@ impl Destination for S3Dest {
         self.rt.block_on(self.ship_async(key, file, meta, progress))
     }
 
-    fn link(&self, key: &ObjectKey, expiry: Duration) -> Result<(String, Option<String>)> {
-        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expiry)
-            .map_err(|e| anyhow!("cannot presign a link valid for {expiry:?}: {e}"))?;
-        let request = self
-            .rt
-            .block_on(
-                self.client
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(key.as_str())
-                    .presigned(config),
-            )
-            .map_err(|e| {
-                anyhow!(
-                    "cannot presign a link to {}: {}",
-                    self.url(key.as_str()),
-                    DisplayErrorContext(&e)
-                )
-            })?;
-        let until = chrono::Utc::now()
-            + chrono::Duration::from_std(expiry).unwrap_or_else(|_| chrono::Duration::days(7));
-        Ok((
-            request.uri().to_string(),
-            Some(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        ))
+    fn link(&self, key: &ObjectKey, expiry: Duration) -> Result<Link> {
+        self.rt.block_on(self.presign(key, expiry))
     }
 
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem> {
         self.rt.block_on(self.check_async(probe_key))
     }
+}
+
+/// The HTTP client of every AWS request: one TLS stack, rustls with ring.
+fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// The shared config and credentials files, when one is named: syslog-ng's child may have no
+/// HOME to find ~/.aws in. `None`: the SDK's defaults.
+fn profile_files(opts: &S3Options) -> Option<EnvConfigFiles> {
+    if opts.aws_config_file.is_none() && opts.aws_credentials_file.is_none() {
+        return None;
+    }
+    let mut files = EnvConfigFiles::builder();
+    files = match &opts.aws_config_file {
+        Some(f) => files.with_file(EnvConfigFileKind::Config, f),
+        None => files.include_default_config_file(true),
+    };
+    files = match &opts.aws_credentials_file {
+        Some(f) => files.with_file(EnvConfigFileKind::Credentials, f),
+        None => files.include_default_credentials_file(true),
+    };
+    Some(files.build())
 }
 
 /// Reads a whole (single-part) file, with its MD5 and CRC32.
