@@ -2,7 +2,8 @@
 # Installs what fasttrack's integration tests run against, if missing: a real syslog-ng
 # (Debian's syslog-ng-core, with syslog-ng-ctl), GNU time, strace (the fault-injection suite,
 # tests/faults.rs), promtool (Debian's prometheus), prometheus-node-exporter, and the
-# S3-compatible server s3s-fs; faketime for check's clock-skew test.
+# S3-compatible server s3s-fs; faketime for check's clock-skew test, tinyproxy for the proxy
+# tests.
 # Sourced by scripts/test.sh, scripts/soak.sh and scripts/faults.sh; run as root on Debian.
 export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 missing=()
@@ -12,6 +13,7 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || missing+=(prometheus-node-exporter)
 command -v strace >/dev/null 2>&1 || missing+=(strace)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v tinyproxy >/dev/null 2>&1 || missing+=(tinyproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (apt)"
   # The prometheus packages start their services from postinst (a Prometheus server and an
@@ -27,13 +29,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ -n "$own_policy" ] && rm -f "$policy"
-  for svc in prometheus prometheus-node-exporter; do
+  for svc in prometheus prometheus-node-exporter tinyproxy; do
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
       systemctl disable --now "$svc" >/dev/null 2>&1 || true
     fi
-    # Without systemd, a daemon started by an init script (as the package's user prometheus,
-    # never a test's own exporter): stop it by its pid.
-    for pid in $(pgrep -u prometheus -f "^/usr/bin/$svc( |$)" 2>/dev/null); do
+    # Without systemd, a daemon started by an init script (as the package's own user, never a
+    # test's own exporter or proxy, which run as root): stop it by its pid.
+    user=prometheus
+    [ "$svc" = tinyproxy ] && user=tinyproxy
+    for pid in $(pgrep -u "$user" -f "^/usr/(s?bin)/$svc( |$)" 2>/dev/null); do
       echo "== stopping $svc (pid $pid) started by its package"
       kill "$pid" 2>/dev/null || true
     done

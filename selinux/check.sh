@@ -234,8 +234,12 @@ fi
 expect_exact "name_connect to http_port_t (S3 HTTPS, EC2 metadata)" \
     "allow fasttrack_t http_port_t:tcp_socket name_connect;" \
     -A -s fasttrack_t -t http_port_t -c tcp_socket -p name_connect
-expect_exact "TCP connects only to http_port_t and dns_port_t" \
+expect_exact "name_connect to http_cache_port_t (an egress proxy: squid 3128, 8080)" \
+    "allow fasttrack_t http_cache_port_t:tcp_socket name_connect;" \
+    -A -s fasttrack_t -t http_cache_port_t -c tcp_socket -p name_connect
+expect_exact "TCP connects only to http_port_t, http_cache_port_t and dns_port_t" \
     "$(printf '%s\n' 'allow fasttrack_t dns_port_t:tcp_socket name_connect;' \
+        'allow fasttrack_t http_cache_port_t:tcp_socket name_connect;' \
         'allow fasttrack_t http_port_t:tcp_socket name_connect;')" \
     -A -s fasttrack_t -p name_connect
 expect_exact "no name_bind (fasttrack listens on nothing)" "" \

@@ -202,6 +202,10 @@ pub struct CommonArgs {
         value_name = "PATH"
     )]
     pub metrics_file: Option<PathBuf>,
+
+    /// Reach S3 and webhooks through this proxy, http://[USER:PASSWORD@]HOST:PORT [default: https_proxy, http_proxy, all_proxy as curl reads them; no_proxy applies]
+    #[arg(long, env = "FASTTRACK_PROXY", global = true, value_name = "URL")]
+    pub proxy: Option<Given<OrBlank<String>>>,
 }
 
 /// Options of the s3:// destination. Credentials come from the standard AWS chain (environment,

@@ -26,6 +26,7 @@ pub mod notify;
 pub mod output;
 pub mod pargz;
 pub mod progress;
+pub mod proxy;
 pub mod reopen;
 pub mod retry;
 pub mod rotate;

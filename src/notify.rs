@@ -9,10 +9,12 @@
 //! Secrets: a Slack webhook URL carries its token and a presigned link its signature. Logs
 //! show the webhook's scheme and host only, and never the link.
 
+mod client;
 mod fold;
 mod routing;
 mod throttle;
 
+use client::Answer;
 pub use routing::route_jobs;
 
 use crate::config::routes::NOTIFY_ROUTE;
@@ -22,7 +24,6 @@ use crate::fsutil::{atomic_write, create_private_dir, FileAccess};
 use crate::retry::Policy;
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -157,17 +158,12 @@ fn link_note(job: &Job) -> String {
     }
 }
 
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
-
 /// Delivers notification jobs. Has its own small runtime: it runs on its own thread in
 /// `watch`, and after the cycle in `rotate`/`upload`.
 pub struct Notifier {
     config: NotifyConfig,
     rt: tokio::runtime::Runtime,
-    client: HttpClient,
+    clients: client::Clients,
     /// When each webhook URL was last posted to: at most one message a second each.
     last_post: Mutex<HashMap<String, Instant>>,
 }
@@ -210,30 +206,10 @@ impl Notifier {
             .enable_all()
             .build()
             .context("cannot start the runtime for notifications")?;
-        // The system's CA certificates, with the same TLS stack as the S3 client (rustls, ring).
-        // Without any, https webhooks fail with a clear error and http ones still work.
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder.with_provider_and_native_roots(provider.clone()) {
-            Ok(b) => b,
-            Err(e) => {
-                warn!("no CA certificates found ({e}); https webhooks will fail: install ca-certificates");
-                let tls = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .context("cannot configure TLS")?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
-            }
-        };
-        let https = builder.https_or_http().enable_http1().build();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(https);
         Ok(Notifier {
             config: config.clone(),
             rt,
-            client,
+            clients: client::Clients::new(&config.proxies)?,
             last_post: Mutex::new(HashMap::new()),
         })
     }
@@ -435,51 +411,9 @@ impl Notifier {
 
     /// One request to a webhook, with the attempt timeout.
     fn request(&self, url: &str, method: http::Method, body: Bytes) -> Result<Answer> {
-        let mut request = http::Request::builder().method(method).uri(url).header(
-            http::header::USER_AGENT,
-            concat!("fasttrack/", env!("CARGO_PKG_VERSION")),
-        );
-        if !body.is_empty() {
-            request = request.header(http::header::CONTENT_TYPE, "application/json");
-        }
-        let request = request.body(Full::new(body)).map_err(|_| {
-            anyhow!("the webhook URL is not valid; check --notify or the route's url")
-        })?;
-        self.rt.block_on(async {
-            tokio::time::timeout(ATTEMPT_TIMEOUT, async {
-                let response = self.client.request(request).await.map_err(|e| {
-                    // hyper's error text names no URL: safe to show.
-                    anyhow!("cannot reach the webhook: {}", error_chain(&e))
-                })?;
-                let status = response.status();
-                let retry_after = response
-                    .headers()
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let body = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                Ok::<_, anyhow::Error>(Answer {
-                    status,
-                    retry_after,
-                    body,
-                })
-            })
-            .await
-            .map_err(|_| anyhow!("the webhook did not answer within {ATTEMPT_TIMEOUT:?}"))?
-        })
+        self.rt
+            .block_on(self.clients.request(url, method, body, ATTEMPT_TIMEOUT))
     }
-}
-
-/// A webhook's answer.
-struct Answer {
-    status: http::StatusCode,
-    retry_after: Option<String>,
-    body: Bytes,
 }
 
 /// Jobs for a route no longer configured are kept, renamed `.unrouted`, with an error that

@@ -1,8 +1,11 @@
 //! Enterprise S3 (issue 16): another account's bucket (a canned ACL, the expected bucket
-//! owner on every request), object tags for lifecycle rules. Asserted on the requests as they
-//! reach the real S3 server (s3s-fs), through a recording proxy on loopback.
+//! owner on every request), object tags for lifecycle rules, asserted on the requests as they
+//! reach the real S3 server (s3s-fs) through a recording proxy on loopback; and egress through
+//! a real HTTP proxy (Debian's tinyproxy), asserted on the proxy's own log.
 
 use crate::util::s3::Proxy;
+use crate::util::tinyproxy::Tinyproxy;
+use crate::util::webhook::{Answer, Webhook};
 use crate::util::*;
 
 /// A log with an incident: 502s and 503s.
@@ -123,4 +126,109 @@ fn bad_acl_owner_and_tags_are_refused_with_the_flag_named() {
         .stderr_has("gives 9 tags (and --tag-incident adds 2): S3 allows 10 per object")
         .run();
     assert!(!env.state().exists(), "nothing was done");
+}
+
+/// The S3 server's port, as it appears in the proxy's log.
+fn s3_port(env: &TestEnv) -> u16 {
+    env.server().port
+}
+
+#[test]
+fn s3_and_webhooks_go_through_the_proxy_and_no_proxy_bypasses_it() {
+    let env = TestEnv::new_s3();
+    let auth = ("alice", "s3cret-pw");
+    let proxy = Tinyproxy::start(env.path(), Some(auth));
+    let hook = Webhook::start(Answer::Ok);
+    env.set_notify(&hook.url(), "notify-interval = \"0s\"\n");
+    write_incident(&env, 0);
+    let ran = env
+        .cmd("rotate", &["--reopen", "none"])
+        .env("http_proxy", proxy.url(Some(auth)))
+        .status(0)
+        .stderr_lacks(auth.1)
+        .run_in(&env);
+    let requests = proxy.requests();
+    let s3 = format!("http://127.0.0.1:{}/incident-logs/", s3_port(&env));
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("PUT ") && r.contains(&s3)),
+        "the upload went through the proxy: {requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with(&format!("POST http://127.0.0.1:{}/hooks/", hook.port))),
+        "the webhook too: {requests:#?}"
+    );
+    assert_eq!(hook.accepted_json().len(), 1);
+    let log = std::fs::read_to_string(env.log_file()).unwrap_or_default();
+    assert!(
+        !log.contains(auth.1) && !ran.stdout.contains(auth.1),
+        "the password is never shown"
+    );
+
+    // NO_PROXY: straight to the hosts it names.
+    write_incident(&env, 6);
+    let before = proxy.requests().len();
+    env.cmd("rotate", &["--reopen", "none"])
+        .env("http_proxy", proxy.url(Some(auth)))
+        .env("NO_PROXY", "127.0.0.1")
+        .status(0)
+        .run_in(&env);
+    assert_eq!(
+        proxy.requests().len(),
+        before,
+        "{:#?}",
+        &proxy.requests()[before..]
+    );
+    assert_eq!(hook.accepted_json().len(), 2);
+
+    // --proxy wins over the environment; wrong credentials are refused by the proxy, the
+    // file stays pending, and the error names the proxy but not the password.
+    write_incident(&env, 12);
+    let wrong = proxy.url(Some(("alice", "wrong-pw")));
+    env.cmd("rotate", &["--reopen", "none", "--proxy", &wrong])
+        .env("http_proxy", "http://127.0.0.1:9")
+        .status(1)
+        .stderr_has(format!(
+            "the proxy http://127.0.0.1:{} (as alice) refused the request",
+            proxy.port
+        ))
+        .stderr_lacks("wrong-pw")
+        .run_in(&env);
+    env.cmd(
+        "upload",
+        &["--reopen", "none", "--proxy", &proxy.url(Some(auth))],
+    )
+    .status(0)
+    .run_in(&env);
+    assert_exactly_once_in_order(&env, 18);
+}
+
+#[test]
+fn an_https_webhook_is_tunnelled_and_a_bad_proxy_url_is_named() {
+    let env = TestEnv::new();
+    let proxy = Tinyproxy::start(env.path(), None);
+    // Nothing speaks TLS there: the check fails, but the tunnel went through the proxy.
+    env.set_notify("https://127.0.0.1:9/hook", "");
+    env.cmd(
+        "check",
+        &["--reopen", "none", "--logrotate-conf", "/dev/null"],
+    )
+    .env("https_proxy", proxy.url(None))
+    .status(1)
+    .stdout_has("through the proxy http://127.0.0.1:")
+    .run_in(&env);
+    assert!(
+        proxy.requests().iter().any(|r| r == "CONNECT 127.0.0.1:9"),
+        "{:#?}",
+        proxy.requests()
+    );
+    env.cmd("rotate", &["--reopen", "none"])
+        .env("HTTPS_PROXY", "socks5://alice:pw@proxy:1080")
+        .status(2)
+        .stderr_has("the environment variable HTTPS_PROXY is not a proxy URL fasttrack can use")
+        .stderr_lacks(":pw@")
+        .run();
 }

@@ -47,7 +47,7 @@ const DEFAULT_TOP: usize = 10;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-fn config_error(msg: impl Into<String>) -> anyhow::Error {
+pub(crate) fn config_error(msg: impl Into<String>) -> anyhow::Error {
     ConfigError(msg.into()).into()
 }
 
@@ -81,6 +81,8 @@ pub struct S3Options {
     pub acl: Option<choices::CannedAcl>,
     /// Sent with every request as `x-amz-expected-bucket-owner` (`--expected-bucket-owner`).
     pub expected_bucket_owner: Option<String>,
+    /// The proxies to reach the store through (`--proxy`, the environment).
+    pub proxies: crate::proxy::Proxies,
     /// Tags of every object (`--tag`), in order, keys unique.
     pub tags: Vec<values::Tag>,
     /// Also tag log objects with their incident id and statuses (`--tag-incident`).
@@ -145,6 +147,8 @@ impl IncidentConfig {
 #[derive(Debug, Clone)]
 pub struct NotifyConfig {
     pub routes: Vec<Route>,
+    /// The proxies webhooks are reached through (src/proxy.rs).
+    pub proxies: crate::proxy::Proxies,
     pub link_expiry: Duration,
     /// The AWS profile that signs links, if not the shipping credentials.
     pub link_profile: Option<LinkProfile>,
@@ -326,6 +330,7 @@ fn s3_options(src: &Sources) -> anyhow::Result<S3Options> {
             .and_then(|a| a.0)
             .map(|a| a.0),
         tags: tags(src)?,
+        proxies: proxies(src)?,
         tag_incident: src
             .value("tag-incident", |l| &l.s3.tag_incident)?
             .is_some_and(|t| t.0),
@@ -348,6 +353,17 @@ fn s3_options(src: &Sources) -> anyhow::Result<S3Options> {
         aws_config_file: src.path("aws-config-file", |l| &l.s3.aws_config_file)?,
         aws_credentials_file: src.path("aws-credentials-file", |l| &l.s3.aws_credentials_file)?,
     })
+}
+
+/// `--proxy`, else the environment (src/proxy.rs).
+fn proxies(src: &Sources) -> anyhow::Result<crate::proxy::Proxies> {
+    let flag = src
+        .get("proxy", |l| &l.common.proxy)?
+        .and_then(|s| s.value.0.map(|url| (url, s.origin)));
+    crate::proxy::Proxies::resolve(
+        flag.as_ref().map(|(u, o)| (u.as_str(), o.as_str())),
+        |name| std::env::var(name).ok(),
+    )
 }
 
 /// The most tags an S3 object may have.
@@ -459,6 +475,7 @@ fn notify(src: &Sources) -> anyhow::Result<Option<NotifyConfig>> {
     }
     Ok(Some(NotifyConfig {
         routes,
+        proxies: proxies(src)?,
         link_expiry: src
             .value("notify-link-expiry", |l| &l.incident.notify_link_expiry)?
             .map_or(MAX_LINK_EXPIRY, |e| e.0),

@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod prometheus;
 pub mod s3;
 pub mod syslog_ng;
+pub mod tinyproxy;
 pub mod webhook;
 
 use flate2::read::MultiGzDecoder;

@@ -43,7 +43,15 @@ impl S3Dest {
         let region = &self.region;
         let what = self.url(key);
         let (permanent, retryable) = (ShipError::permanent, ShipError::retryable);
+        let proxy = self.proxy_in_use();
         match (code.as_deref(), status) {
+            // A proxy's refusal, not the store's: no S3 error code, 407 (or tinyproxy's 401).
+            (None, Some(407)) | (None, Some(401)) if proxy.is_some() => permanent(format!(
+                "the proxy {} refused the request to {what} (HTTP {}): fix the user and password in \
+                 --proxy or https_proxy/http_proxy, or exempt the store with NO_PROXY",
+                proxy.unwrap_or_default(),
+                status.unwrap_or_default()
+            )),
             (Some("NoSuchBucket"), _) | (None | Some("NotFound"), Some(404))
                 if !matches!(action, Action::Head) =>
             {

@@ -71,7 +71,7 @@ impl S3Dest {
     pub fn sign_links_with(&mut self, profile: &LinkProfile) -> Result<()> {
         // An HTTP client for the profiles that need one (a role to assume, SSO).
         let config = ProviderConfig::without_region()
-            .with_http_client(super::https_client())
+            .with_http_client(super::https_client(&self.opts)?)
             .with_region(Some(Region::new(self.region.clone())));
         let mut builder = ProfileFileCredentialsProvider::builder()
             .configure(&config)

@@ -133,7 +133,7 @@ impl S3Dest {
             .enable_all()
             .build()
             .context("cannot start the async runtime for S3")?;
-        let http = https_client();
+        let http = https_client(opts)?;
         let sdk_retry = Policy::S3_REQUEST;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
@@ -210,6 +210,28 @@ impl S3Dest {
         self.opts
             .acl
             .map(|a| aws_sdk_s3::types::ObjectCannedAcl::from(a.name().as_str()))
+    }
+
+    /// The proxy the requests to the store go through, as logs may show it.
+    fn proxy_in_use(&self) -> Option<String> {
+        let p = &self.opts.proxies;
+        let https = !self.endpoint.starts_with("http://");
+        let proxy = if https { &p.https } else { &p.http };
+        let host = self
+            .endpoint
+            .split("://")
+            .nth(1)?
+            .split(['/', ':'])
+            .next()?;
+        let bypassed = p
+            .matcher()
+            .intercept(
+                &format!("{}://{host}/", if https { "https" } else { "http" })
+                    .parse()
+                    .ok()?,
+            )
+            .is_none();
+        proxy.as_ref().filter(|_| !bypassed).map(|p| p.redacted())
     }
 
     fn is_kms(&self) -> bool {
@@ -489,12 +511,40 @@ impl Destination for S3Dest {
 }
 
 /// The HTTP client of every AWS request: one TLS stack, rustls with ring.
-fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
+/// The SDK's HTTP client: rustls with ring (one TLS stack), through the proxy of the S3
+/// endpoint's scheme when there is one (src/proxy.rs; IMDS never is).
+fn https_client(opts: &S3Options) -> Result<aws_sdk_s3::config::SharedHttpClient> {
+    let endpoint_is_https = opts
+        .endpoint_url
+        .as_deref()
+        .map_or(true, |u| u.starts_with("https://"));
+    let Some(proxy) = opts.proxies.for_sdk(endpoint_is_https)? else {
+        return Ok(aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https());
+    };
+    // As the SDK's own builder does (aws-smithy-http-client's new_conn_builder), with the
+    // proxy added.
+    Ok(
+        aws_smithy_http_client::Builder::new().build_with_connector_fn(
+            move |settings, components| {
+                let mut builder = aws_smithy_http_client::Connector::builder();
+                builder.set_connector_settings(settings.cloned());
+                // The sleep the timeouts need (the time source setter is the SDK's own).
+                if let Some(components) = components {
+                    builder.set_sleep_impl(components.sleep_impl());
+                }
+                builder
+                    .proxy_config(proxy.clone())
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::Ring,
+                    ))
+                    .build()
+            },
+        ),
+    )
 }
 
 /// The shared config and credentials files, when one is named: syslog-ng's child may have no
