@@ -12,6 +12,7 @@ use crate::config::values::{
 };
 use crate::config::DestUrl;
 pub use crate::config::ReopenMethod;
+use crate::key_template::KeyTemplate;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -114,6 +115,15 @@ pub struct CommonArgs {
     /// Where rotated logs are shipped: s3://BUCKET[/PREFIX] or file:///DIR; objects are <PREFIX>/<HOST>/<file>
     #[arg(long, env = "FASTTRACK_DEST", global = true, value_name = "URL")]
     pub dest: Option<Given<DestUrl>>,
+
+    /// Object keys: {prefix} {host} {file} {date} {year} {month} {day} {hour} (UTC, of the rotation), e.g. logs/dt={date}/host={host}/{file} [default: {prefix}/{host}/{file}]
+    #[arg(
+        long,
+        env = "FASTTRACK_KEY_TEMPLATE",
+        global = true,
+        value_name = "TEMPLATE"
+    )]
+    pub key_template: Option<Given<KeyTemplate>>,
 
     /// Host name used in object keys [default: the system hostname]
     #[arg(long, env = "FASTTRACK_HOST", global = true, value_name = "NAME")]

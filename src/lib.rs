@@ -18,6 +18,7 @@ pub mod digest_command;
 pub mod docs;
 pub mod exit;
 pub mod fsutil;
+pub mod key_template;
 pub mod known;
 pub mod logging;
 pub mod metrics;

@@ -93,6 +93,11 @@ impl ObjectKey {
         ObjectKey(key)
     }
 
+    /// A key from its non-empty parts, joined by `/` (src/key_template.rs).
+    pub fn from_parts(parts: &[&str]) -> Self {
+        ObjectKey(parts.join("/"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -205,12 +205,18 @@ pub fn ship_pending(
             continue;
         }
         let path = path_of(config, suffix, Stage::Compressed);
-        let key = dest_url.key(&config.host, &name);
+        let at = crate::key_template::suffix_time(suffix);
+        let key = dest_url.key(&config.key_template, &config.host, &name, at)?;
         let digest = final_digest(config, suffix, &path, &name, (state_dir, lock))?;
         let meta = object_meta(config, &state, &name, &path, digest.as_ref())?;
         // The digest goes first: whoever sees the log's object can already read its digest.
         let sidecar = sidecar::sidecar_path(config, suffix);
-        let sidecar_key = dest_url.key(&config.host, &sidecar::sidecar_name(config, suffix));
+        let sidecar_key = dest_url.key(
+            &config.key_template,
+            &config.host,
+            &sidecar::sidecar_name(config, suffix),
+            at,
+        )?;
         let sidecar_meta = match &digest {
             Some(_) => Some(sidecar_meta(config, &sidecar, &name, digest.as_ref())?),
             None => None,

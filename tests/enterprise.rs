@@ -232,3 +232,56 @@ fn an_https_webhook_is_tunnelled_and_a_bad_proxy_url_is_named() {
         .stderr_lacks(":pw@")
         .run();
 }
+
+#[test]
+fn a_hive_style_key_template_places_each_file_by_its_rotation_date() {
+    let env = TestEnv::new_s3();
+    write_incident(&env, 0);
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2026-11-22 05:10:10 UTC"])
+        .arg(env.log())
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let template = "logs/dt={date}/host={host}/{file}";
+    env.cmd("rotate", &["--reopen", "none", "--key-template", template])
+        .status(0)
+        .run_in(&env);
+    let keys: Vec<String> = env
+        .server()
+        .download("logs/")
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "logs/dt=2026-11-22/host=testhost/docker.log-1795324210.gz",
+            "logs/dt=2026-11-22/host=testhost/docker.log-1795324210.json",
+        ]
+    );
+    // status follows: the key it reports is where the object is.
+    let ran = env
+        .cmd("status", &["--json", "--key-template", template])
+        .status(0)
+        .run();
+    assert!(
+        ran.stdout
+            .contains("logs/dt=2026-11-22/host=testhost/docker.log-1795324210.gz"),
+        "{}",
+        ran.stdout
+    );
+
+    for (bad, why) in [
+        ("{prefix}/{host}", "it has no {file}"),
+        ("logs/{dt}/{file}", "unknown variable {dt}"),
+        ("/logs/{file}", "keys do not start with /"),
+    ] {
+        env.cmd("rotate", &["--reopen", "none", "--key-template", bad])
+            .status(2)
+            .stderr_has(format!(
+                "--key-template {bad:?} is not a valid key template: {why}"
+            ))
+            .run();
+    }
+}

@@ -33,14 +33,18 @@ pub fn run(config: &Config, args: &CheckArgs) -> Result<Outcome> {
         "destination {dest_url} (host {})\n",
         config.host
     ))?;
+    let now = chrono::Utc::now();
+    // Where a file rotated now would go (--key-template), so the probe tests that place.
     let probe = dest_url.key(
+        &config.key_template,
         &config.host,
         &format!(
             ".fasttrack-check-{}-{}",
-            chrono::Utc::now().timestamp(),
+            now.timestamp(),
             std::process::id()
         ),
-    );
+        now,
+    )?;
     let mut items = match dest::open(config) {
         Ok(destination) => destination.check(&probe),
         Err(e) => vec![CheckItem::fail("destination", format!("{e:#}"))],

@@ -2,6 +2,7 @@
 //! upload (bucket naming rules, no `..`), and the object key of a rotated file there.
 
 use super::values::{Invalid, SettingValue};
+use crate::key_template::KeyTemplate;
 use crate::naming::ObjectKey;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -51,12 +52,22 @@ impl DestUrl {
         ))
     }
 
-    /// The key of a rotated file at this destination.
-    pub fn key(&self, host: &str, file_name: &str) -> ObjectKey {
-        match self {
-            DestUrl::File { .. } => ObjectKey::new("", host, file_name),
-            DestUrl::S3 { prefix, .. } => ObjectKey::new(prefix, host, file_name),
-        }
+    /// The key of `file_name` at this destination, by `template` (src/key_template.rs), for
+    /// a file rotated at `at`.
+    pub fn key(
+        &self,
+        template: &KeyTemplate,
+        host: &str,
+        file_name: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<ObjectKey> {
+        let prefix = match self {
+            DestUrl::File { .. } => "",
+            DestUrl::S3 { prefix, .. } => prefix,
+        };
+        template
+            .render(prefix, host, file_name, at)
+            .map_err(|e| anyhow::anyhow!("{e}; fix --key-template"))
     }
 }
 

@@ -98,6 +98,8 @@ pub struct S3Options {
 pub struct Config {
     pub log: PathBuf,
     pub dest: Option<DestUrl>,
+    /// Where each object goes at the destination (`--key-template`).
+    pub key_template: crate::key_template::KeyTemplate,
     pub host: String,
     pub state_dir: PathBuf,
     pub reopen: ReopenConfig,
@@ -209,13 +211,24 @@ impl Config {
                 log.display()
             )));
         }
+        let dest = src.value("dest", |l| &l.common.dest)?;
+        let host = match src.value("host", |l| &l.common.host)? {
+            Some(host) => host.0,
+            None => system_host(hostname)?,
+        };
+        let key_template = src
+            .value("key-template", |l| &l.common.key_template)?
+            .unwrap_or_default();
+        if let Some(d) = &dest {
+            // What this host's keys look like: an error now rather than at the first shipment.
+            d.key(&key_template, &host, "docker.log-0.gz", chrono::Utc::now())
+                .map_err(|e| config_error(format!("{e:#}")))?;
+        }
         Ok(Config {
             log,
-            dest: src.value("dest", |l| &l.common.dest)?,
-            host: match src.value("host", |l| &l.common.host)? {
-                Some(host) => host.0,
-                None => system_host(hostname)?,
-            },
+            dest,
+            key_template,
+            host,
             state_dir: src
                 .path("state-dir", |l| &l.common.state_dir)?
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),

@@ -260,7 +260,9 @@ fn s3_destinations_and_options() {
     );
     assert_eq!(dest.to_string(), "s3://logs-prod/incidents/web");
     assert_eq!(
-        dest.key("web1", "docker.log-5.gz").as_str(),
+        dest.key(&c.key_template, "web1", "docker.log-5.gz", chrono::Utc::now())
+            .unwrap()
+            .as_str(),
         "incidents/web/web1/docker.log-5.gz"
     );
     assert_eq!(c.s3.part_size, 32 << 20);
@@ -282,7 +284,8 @@ fn s3_destinations_and_options() {
     assert_eq!(parse_size("1 GiB"), Some(1 << 30));
     assert_eq!(parse_size("16 parsecs"), None);
     let plain = DestUrl::parse("s3://logs-prod").unwrap();
-    assert_eq!(plain.key("h", "f").as_str(), "h/f");
+    let key = plain.key(&Default::default(), "h", "f", chrono::Utc::now()).unwrap();
+    assert_eq!(key.as_str(), "h/f");
 }
 
 #[test]
