@@ -237,6 +237,16 @@ pub struct S3Args {
     )]
     pub endpoint_url: Option<Given<OrBlank<EndpointUrl>>>,
 
+    /// Use the region's FIPS endpoints (s3-fips.REGION.amazonaws.com); AWS_USE_FIPS_ENDPOINT and the profile's use_fips_endpoint work too
+    #[arg(long, env = "FASTTRACK_FIPS", global = true, value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub fips: Option<Given<Toggle>>,
+
+    /// Use the dual-stack (IPv6) endpoints (s3.dualstack.REGION.amazonaws.com); AWS_USE_DUALSTACK_ENDPOINT works too
+    #[arg(long, env = "FASTTRACK_DUAL_STACK", global = true, value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub dual_stack: Option<Given<Toggle>>,
+
     /// Address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT (most S3-compatible stores)
     #[arg(long, env = "FASTTRACK_PATH_STYLE", global = true, value_name = "BOOL",
           num_args = 0..=1, default_missing_value = "true")]

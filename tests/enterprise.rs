@@ -4,9 +4,11 @@
 //! a real HTTP proxy (Debian's tinyproxy), asserted on the proxy's own log.
 
 use crate::util::s3::Proxy;
+use crate::util::sts::Sts;
 use crate::util::tinyproxy::Tinyproxy;
 use crate::util::webhook::{Answer, Webhook};
 use crate::util::*;
+use std::time::Duration;
 
 /// A log with an incident: 502s and 503s.
 fn write_incident(env: &TestEnv, from: u64) {
@@ -284,4 +286,162 @@ fn a_hive_style_key_template_places_each_file_by_its_rotation_date() {
             ))
             .run();
     }
+}
+
+/// The host names `rotate` tried to reach through the proxy (CONNECT host:443): which AWS
+/// endpoint the SDK chose. Nothing beyond the proxy is reachable here, so the upload fails
+/// (exit 3, the file kept), but the endpoint is in the proxy's log.
+fn endpoint_chosen(
+    env: &TestEnv,
+    proxy: &Tinyproxy,
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> Vec<String> {
+    let before = proxy.requests().len();
+    let mut cmd = Cmd::new({
+        let mut c = std::process::Command::new(BIN);
+        hermetic(&mut c)
+            .arg("rotate")
+            .args(["-c"])
+            .arg(env.config_file())
+            .args(["--log"])
+            .arg(env.log())
+            .args(["--state-dir"])
+            .arg(env.state())
+            .args(["--log-file"])
+            .arg(env.log_file())
+            .args([
+                "--host",
+                HOST,
+                "--reopen",
+                "none",
+                "--dest",
+                "s3://incident-logs/fast-track",
+            ])
+            .args([
+                "--region",
+                "us-east-1",
+                "--upload-timeout",
+                "5s",
+                "--retry-max-delay",
+                "1s",
+            ])
+            .args(args)
+            .env("https_proxy", proxy.url(None));
+        c
+    })
+    .status(3);
+    for (k, v) in vars {
+        cmd = cmd.env(k, v);
+    }
+    cmd.run_in(env);
+    proxy.requests()[before..]
+        .iter()
+        .filter_map(|r| r.strip_prefix("CONNECT "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn fips_and_dual_stack_choose_awss_endpoints() {
+    let env = TestEnv::new();
+    let proxy = Tinyproxy::start(env.path(), None);
+    write_incident(&env, 0);
+    let plain = endpoint_chosen(&env, &proxy, &[], &[]);
+    assert!(
+        plain
+            .iter()
+            .all(|h| h == "incident-logs.s3.us-east-1.amazonaws.com:443"),
+        "{plain:?}"
+    );
+    assert!(!plain.is_empty());
+    let fips = endpoint_chosen(&env, &proxy, &["--fips"], &[]);
+    assert!(
+        fips.contains(&"incident-logs.s3-fips.us-east-1.amazonaws.com:443".to_string()),
+        "{fips:?}"
+    );
+    let dual = endpoint_chosen(&env, &proxy, &[], &[("AWS_USE_DUALSTACK_ENDPOINT", "true")]);
+    assert!(
+        dual.contains(&"incident-logs.s3.dualstack.us-east-1.amazonaws.com:443".to_string()),
+        "{dual:?}"
+    );
+    let local = [
+        "--fips",
+        "--dest",
+        "s3://incident-logs",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+    ];
+    env.cmd("rotate", &local)
+        .status(2)
+        .stderr_has("--fips chooses one of AWS's own endpoints, which --endpoint-url")
+        .run();
+}
+
+#[test]
+fn a_role_assumed_through_the_profile_is_refreshed_during_a_long_upload() {
+    let mut env = TestEnv::new_s3();
+    // Credentials that last 15 s (the SDK renews them 10 s before): a 2-part upload slowed to
+    // about 12 s by the proxy needs them renewed on the way.
+    let sts = Sts::start(Duration::from_secs(15));
+    let slow = Proxy::start(env.server().port, vec![], Some(1 << 20));
+    env.endpoint = Some(slow.endpoint());
+    let aws_config = env.path().join("aws-config");
+    std::fs::write(
+        &aws_config,
+        format!(
+            "[profile base]\naws_access_key_id = {}\naws_secret_access_key = {}\n\n\
+             [profile fasttrack]\nrole_arn = arn:aws:iam::111122223333:role/log-writer\nsource_profile = base\n\
+             external_id = ext-4711\nrole_session_name = fasttrack-testhost\n",
+            crate::util::s3::ACCESS_KEY,
+            crate::util::s3::SECRET_KEY,
+        ),
+    )
+    .unwrap();
+    // Incompressible lines: 12 MiB of gzip, two 6 MiB parts sent one after the other.
+    let mut rng = Rng::new(16);
+    let text: String = (0..96_000u64)
+        .map(|s| {
+            let noise: String = (0..16).map(|_| format!("{:016x}", rng.next())).collect();
+            docker_line(s, 200).replace(" 17\n", &format!(" 17 {noise}\n"))
+        })
+        .collect();
+    std::fs::write(env.log(), text).unwrap();
+    env.cmd(
+        "rotate",
+        &[
+            "--reopen",
+            "none",
+            "--profile",
+            "fasttrack",
+            "--aws-config-file",
+            aws_config.to_str().unwrap(),
+            "--part-size",
+            "6MiB",
+            "--upload-concurrency",
+            "1",
+        ],
+    )
+    .env_remove("AWS_ACCESS_KEY_ID")
+    .env_remove("AWS_SECRET_ACCESS_KEY")
+    .env("AWS_CONFIG_FILE", &aws_config)
+    // The STS stand-in, as a host would name a VPC endpoint for STS.
+    .env("AWS_ENDPOINT_URL_STS", sts.endpoint())
+    .status(0)
+    .run_in(&env);
+    let calls = sts.calls();
+    assert!(calls.len() >= 2, "renewed during the upload: {calls:#?}");
+    let first = &calls[0];
+    for (k, v) in [
+        ("Action", "AssumeRole"),
+        ("RoleArn", "arn:aws:iam::111122223333:role/log-writer"),
+        ("ExternalId", "ext-4711"),
+        ("RoleSessionName", "fasttrack-testhost"),
+    ] {
+        assert!(
+            first.contains(&(k.to_string(), v.to_string())),
+            "{k}={v} in {first:?}"
+        );
+    }
+    assert_exactly_once_in_order(&env, 96_000);
 }

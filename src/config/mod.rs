@@ -77,6 +77,10 @@ pub struct S3Options {
     pub aws_config_file: Option<PathBuf>,
     pub aws_credentials_file: Option<PathBuf>,
     pub storage_class: Option<choices::StorageClass>,
+    /// `--fips` / `--dual-stack`: `Some` when given (else the SDK reads AWS_USE_FIPS_ENDPOINT,
+    /// AWS_USE_DUALSTACK_ENDPOINT and the profile).
+    pub fips: Option<bool>,
+    pub dual_stack: Option<bool>,
     /// Canned ACL sent with each upload (`--acl`).
     pub acl: Option<choices::CannedAcl>,
     /// Sent with every request as `x-amz-expected-bucket-owner` (`--expected-bucket-owner`).
@@ -326,7 +330,7 @@ fn system_host(hostname: fn() -> Option<String>) -> anyhow::Result<String> {
 }
 
 fn s3_options(src: &Sources) -> anyhow::Result<S3Options> {
-    Ok(S3Options {
+    let opts = S3Options {
         endpoint_url: src
             .value("endpoint-url", |l| &l.s3.endpoint_url)?
             .and_then(|e| e.0)
@@ -337,6 +341,8 @@ fn s3_options(src: &Sources) -> anyhow::Result<S3Options> {
         storage_class: src
             .value("storage-class", |l| &l.s3.storage_class)?
             .and_then(|c| c.0),
+        fips: src.value("fips", |l| &l.s3.fips)?.map(|t| t.0),
+        dual_stack: src.value("dual-stack", |l| &l.s3.dual_stack)?.map(|t| t.0),
         acl: src.value("acl", |l| &l.s3.acl)?.and_then(|a| a.0),
         expected_bucket_owner: src
             .value("expected-bucket-owner", |l| &l.s3.expected_bucket_owner)?
@@ -365,7 +371,16 @@ fn s3_options(src: &Sources) -> anyhow::Result<S3Options> {
         profile: src.value("profile", |l| &l.s3.profile)?.and_then(|p| p.0),
         aws_config_file: src.path("aws-config-file", |l| &l.s3.aws_config_file)?,
         aws_credentials_file: src.path("aws-credentials-file", |l| &l.s3.aws_credentials_file)?,
-    })
+    };
+    // The SDK refuses these with a custom endpoint at the first request: say so now.
+    for (flag, on) in [("--fips", opts.fips), ("--dual-stack", opts.dual_stack)] {
+        if let (Some(true), Some(url)) = (on, &opts.endpoint_url) {
+            return Err(config_error(format!(
+                "{flag} chooses one of AWS's own endpoints, which --endpoint-url {url} replaces; drop one of them"
+            )));
+        }
+    }
+    Ok(opts)
 }
 
 /// `--proxy`, else the environment (src/proxy.rs).

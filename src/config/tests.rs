@@ -260,9 +260,14 @@ fn s3_destinations_and_options() {
     );
     assert_eq!(dest.to_string(), "s3://logs-prod/incidents/web");
     assert_eq!(
-        dest.key(&c.key_template, "web1", "docker.log-5.gz", chrono::Utc::now())
-            .unwrap()
-            .as_str(),
+        dest.key(
+            &c.key_template,
+            "web1",
+            "docker.log-5.gz",
+            chrono::Utc::now()
+        )
+        .unwrap()
+        .as_str(),
         "incidents/web/web1/docker.log-5.gz"
     );
     assert_eq!(c.s3.part_size, 32 << 20);
@@ -284,7 +289,9 @@ fn s3_destinations_and_options() {
     assert_eq!(parse_size("1 GiB"), Some(1 << 30));
     assert_eq!(parse_size("16 parsecs"), None);
     let plain = DestUrl::parse("s3://logs-prod").unwrap();
-    let key = plain.key(&Default::default(), "h", "f", chrono::Utc::now()).unwrap();
+    let key = plain
+        .key(&Default::default(), "h", "f", chrono::Utc::now())
+        .unwrap();
     assert_eq!(key.as_str(), "h/f");
 }
 

@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod cmd;
 pub mod prometheus;
 pub mod s3;
+pub mod sts;
 pub mod syslog_ng;
 pub mod tinyproxy;
 pub mod webhook;

@@ -161,6 +161,12 @@ impl S3Dest {
         if let Some(url) = &opts.endpoint_url {
             loader = loader.endpoint_url(url);
         }
+        if let Some(fips) = opts.fips {
+            loader = loader.use_fips(fips);
+        }
+        if let Some(dual_stack) = opts.dual_stack {
+            loader = loader.use_dual_stack(dual_stack);
+        }
         let sdk = rt.block_on(loader.load());
         let region = sdk
             .region()
