@@ -8,17 +8,20 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// One request's form: its fields in order.
+pub type Form = Vec<(String, String)>;
+
 pub struct Sts {
     pub port: u16,
     /// The form of each AssumeRole request, decoded (`Action`, `RoleArn`, ...).
-    pub calls: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    pub calls: Arc<Mutex<Vec<Form>>>,
 }
 
 impl Sts {
     pub fn start(lifetime: Duration) -> Sts {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let calls: Arc<Mutex<Vec<Vec<(String, String)>>>> = Arc::default();
+        let calls: Arc<Mutex<Vec<Form>>> = Arc::default();
         let seen = calls.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -26,7 +29,7 @@ impl Sts {
                 let Some(body) = read_body(&mut conn) else {
                     continue;
                 };
-                let form: Vec<(String, String)> = body
+                let form: Form = body
                     .split('&')
                     .filter_map(|kv| kv.split_once('='))
                     .map(|(k, v)| (decode(k), decode(v)))
@@ -62,7 +65,7 @@ impl Sts {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    pub fn calls(&self) -> Vec<Vec<(String, String)>> {
+    pub fn calls(&self) -> Vec<Form> {
         self.calls.lock().unwrap().clone()
     }
 }
