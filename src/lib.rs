@@ -18,6 +18,7 @@ pub mod digest_command;
 pub mod docs;
 pub mod exit;
 pub mod fsutil;
+pub mod index;
 pub mod logging;
 pub mod metrics;
 pub mod naming;
@@ -25,6 +26,7 @@ pub mod notify;
 pub mod output;
 pub mod pargz;
 pub mod reopen;
+pub mod report;
 pub mod retry;
 pub mod rotate;
 pub mod spool;
@@ -129,6 +131,7 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
         ),
         Command::Check(args) => check::run(&config, &args),
         Command::Digest(args) => digest_command::run(&config, &args),
+        Command::Report(args) => report::run(&config, &args, origins),
         Command::GenerateDocs(args) => generate_docs(&args.out),
         Command::Watch(_) => {
             config.require_dest()?;

@@ -248,7 +248,8 @@ impl Notifier {
         out
     }
 
-    fn post(&self, body: &serde_json::Value) -> Result<()> {
+    /// Posts `body` to the webhook once (also `fasttrack report --notify`).
+    pub fn post(&self, body: &serde_json::Value) -> Result<()> {
         let bytes = serde_json::to_vec(body).context("cannot serialise the notification")?;
         let (status, body) = self.request(http::Method::POST, Bytes::from(bytes))?;
         if status.is_success() {

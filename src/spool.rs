@@ -8,6 +8,7 @@ use crate::dest::{Destination, ObjectMeta, ShipError, Shipped};
 use crate::digest::Digest;
 use crate::digest::{scan, sidecar};
 use crate::fsutil::FileAccess;
+use crate::index;
 use crate::naming::{ObjectKey, RotatedName, Stage};
 use crate::notify;
 use crate::reopen::Reopener;
@@ -210,7 +211,20 @@ pub fn ship_pending(
             if let Some(m) = &sidecar_meta {
                 dest.ship(&sidecar_key, &sidecar, m)?;
             }
-            dest.ship(&key, &path, &meta)
+            let shipped = dest.ship(&key, &path, &meta)?;
+            // An incident's index record follows its log (src/index.rs: what a failure does).
+            if let Some(d) = digest.as_ref().filter(|d| d.lines > 0) {
+                let shipment = index::Shipment {
+                    host: &config.host,
+                    log: &name,
+                    key: &key,
+                    sidecar_key: &sidecar_key,
+                    bytes: shipped.bytes(),
+                };
+                let record = index::Record::new(&shipment, d, chrono::Utc::now());
+                index::ship_record(dest, dest_url, state_dir.path(), &path, &shipped, &record)?;
+            }
+            Ok(shipped)
         };
         let started = Instant::now();
         match with_retries(retry, cancel, &name, ship_both) {

@@ -13,6 +13,7 @@ mod metrics;
 mod modes;
 mod recovery;
 mod reliability;
+mod report;
 mod s3;
 mod signal;
 mod status_json;

@@ -119,7 +119,7 @@ pub fn render_text(d: &Digest, name: &str) -> String {
 }
 
 /// Slack's mrkdwn gives `&`, `<` and `>` a meaning (links, mentions): text from logs is escaped.
-fn slack_escape(s: &str) -> String {
+pub fn slack_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
