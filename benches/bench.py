@@ -12,14 +12,18 @@ medians and their ratio (absolute times on a shared machine are noise; ratios ar
   5 peak RSS of `fasttrack rotate` of a BIG_MB log to S3 vs `aws s3 cp` of the same file
   6 upload throughput of a BIG_MB object: `fasttrack upload` vs `aws s3 cp`
   7 lines lost / duplicated over ROTATIONS rotations under steady traffic, both chains
+  8 `fasttrack report` over the incident index of a fleet (REPORT_HOSTS x REPORT_INCIDENTS
+    records on s3s-fs): time and peak RSS, against the same over a tenth of the records
 
 Usage: python3 benches/bench.py [--only 1,2,...] [--runs R] [--log-mb MB] [--big-mb MB]
        [--idle-seconds S] [--rotations N] [--quiet S] [--rate LINES_PER_S] [--keep-work]
+       [--report-hosts N] [--report-incidents N]
 Run through scripts/bench.sh, which installs what it needs and builds the release binary.
 """
 import argparse
 import gzip
 import hashlib
+import json
 import os
 import random
 import re
@@ -659,10 +663,91 @@ def fig_loss(a, work, rows, s3):
                  f"objects: fasttrack {f[3]}, seed {s[3]}; quiet {a.loss_quiet} s for both"))
 
 
+def index_record(rng, prefix, host, i, day):
+    """An incident index record as `fasttrack rotate` writes it (docs/incident-index.md)."""
+    name = f"docker.log-{1795300000 + i * 600}"
+    first = f"{day}T{i % 24:02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.000Z"
+    lines = rng.randint(5, 5000)
+    statuses = {"502": lines * 6 // 10, "503": lines * 3 // 10}
+    statuses["500"] = lines - statuses["502"] - statuses["503"]
+    templates = [(f"POST /api/v2/orders/<n> {s}", str(s)) for s in (502, 503, 500)] + [
+        ("GET /checkout/<n> 502", "502"),
+        ("[error] ChargeCard 500 provider answered HTTP/<n> <n> after <n>ms", "500")]
+    record = {
+        "version": 1, "dt": day, "host": host, "log": f"{name}.gz",
+        "key": f"{prefix}/{host}/{name}.gz", "sidecar_key": f"{prefix}/{host}/{name}.json",
+        "bytes": lines * 40, "lines": lines, "first_seen": first, "last_seen": first,
+        "incident_id": first.replace("-", "").replace(":", ""), "statuses": statuses,
+        "programs": [{"key": f"docker/{c}", "count": lines // (k + 2)}
+                     for k, c in enumerate(rng.sample(CONTAINERS, 3))],
+        "messages": [{"template": t, "count": lines // (k + 2), "status": st}
+                     for k, (t, st) in enumerate(templates)],
+        "shipped_at": first[:19] + "Z",
+    }
+    key = f"{prefix}/_incidents/dt={day}/{host}-{name}.json"
+    return key, json.dumps(record, separators=(",", ":")) + "\n"
+
+
+def fig_report(a, work, rows, s3):
+    """8: `fasttrack report` over a fleet's index, written straight into s3s-fs's directory."""
+    days = ["2026-11-21", "2026-11-22"]
+
+    def fleet(prefix, hosts):
+        rng = random.Random(8)
+        for h in range(hosts):
+            host = f"web{h:04d}"
+            for i in range(a.report_incidents):
+                key, body = index_record(rng, prefix, host, i, days[i % 2])
+                os.makedirs(os.path.dirname(s3.path(key)), exist_ok=True)
+                with open(s3.path(key), "w") as f:
+                    f.write(body)
+        return hosts * a.report_incidents
+
+    small_hosts = max(1, a.report_hosts // 10)
+    n_big, n_small = fleet("fleet", a.report_hosts), fleet("fleet-small", small_hosts)
+    out = os.path.join(work, "report.json")
+
+    def server_cpu():
+        """s3s-fs's user+sys CPU so far, in seconds (it does most of the work: see the note)."""
+        with open(f"/proc/{s3.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def report(prefix, n):
+        before = server_cpu()
+        wall, rss, cpu = gnu_time(
+            f"{BIN} report s3://{BUCKET}/{prefix} -c /dev/null --host bench "
+            f"--state-dir {work}/report-state --endpoint-url {s3.endpoint} --path-style "
+            f"--region us-east-1 --since {days[0]} --until 2026-11-23 --json > {out}")
+        with open(out) as f:
+            got = json.load(f)
+        if got["incidents"] != n or got["unreadable"]:
+            raise RuntimeError(f"report counted {got['incidents']} of {n} records: {got['errors']}")
+        return wall, rss, cpu, server_cpu() - before
+
+    big, small = [], []
+    for _ in range(a.runs):
+        big.append(report("fleet", n_big))
+        small.append(report("fleet-small", n_small))
+    t_big, t_small = median([r[0] for r in big]), median([r[0] for r in small])
+    rss_big, rss_small = max(r[1] for r in big), max(r[1] for r in small)
+    cpu_big, server_big = median([r[2] for r in big]), median([r[3] for r in big])
+    rows.append(("8", f"`fasttrack report` over {n_big:,} index records "
+                      f"({a.report_hosts:,} hosts x {a.report_incidents}) on s3s-fs",
+                 f"{t_big:.2f} s, {rss_big / 1024:.1f} MiB",
+                 f"the same over {n_small:,} records ({small_hosts:,} hosts)",
+                 f"{t_small:.2f} s, {rss_small / 1024:.1f} MiB",
+                 f"{t_big / t_small:.1f}x", "< 10 s, peak RSS < 1.5x the small run's",
+                 t_big < 10 and rss_big < 1.5 * rss_small,
+                 f"2 partitions listed at once (ListObjectsV2, 1,000 keys a page), records "
+                 f"fetched while listed, 64 in flight; peak RSS {rss_big / rss_small:.2f}x for 10x "
+                 f"the records; CPU: fasttrack {cpu_big:.1f} s, s3s-fs {server_big:.1f} s"))
+
+
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="1,2,3,4,5,6,7")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--log-mb", type=int, default=200)
     ap.add_argument("--big-mb", type=int, default=1024)
@@ -672,6 +757,8 @@ def main():
     ap.add_argument("--loss-quiet", type=int, default=2, help="quiet period of both chains in figure 7")
     ap.add_argument("--rotations", type=int, default=20)
     ap.add_argument("--rate", type=int, default=2000, help="lines/s of steady traffic in figure 7")
+    ap.add_argument("--report-hosts", type=int, default=1000, help="hosts of figure 8's fleet")
+    ap.add_argument("--report-incidents", type=int, default=20, help="incidents per host, figure 8")
     ap.add_argument("--keep-work", action="store_true")
     a = ap.parse_args()
     only = set(a.only.split(","))
@@ -679,7 +766,7 @@ def main():
     rows = []
     s3 = None
     try:
-        if only & {"3", "5", "6", "7"}:
+        if only & {"3", "5", "6", "7", "8"}:
             s3 = S3(work)
         for n, fn in [("1", fig_drain), ("2", fig_compress), ("4", fig_idle)]:
             if n in only:
@@ -687,7 +774,7 @@ def main():
                 fn(a, work, rows)
         if "6" in only:
             only.add("5")
-        for n, fn in [("3", fig_latency), ("5", fig_big), ("7", fig_loss)]:
+        for n, fn in [("3", fig_latency), ("5", fig_big), ("7", fig_loss), ("8", fig_report)]:
             if n in only:
                 log(f"figure {n}")
                 fn(a, work, rows, s3)

@@ -89,7 +89,8 @@ mkdir -p "$stage/bin" "$stage/gen" "$stage/src/selinux"
 cp -p "$bindir/fasttrack" "$stage/bin/"
 "$bindir/fasttrack" generate-docs "$stage/gen" >/dev/null
 cp -p "$here/fasttrack.toml" "$repo/syslog-ng/fasttrack.conf" "$repo/README.md" \
-  "$repo/CHANGELOG.md" "$repo/docs/status-json.md" "$here/fasttrack.rules.yml" "$stage/src/"
+  "$repo/CHANGELOG.md" "$repo/docs/status-json.md" "$repo/docs/incident-index.md" \
+  "$here/fasttrack.rules.yml" "$stage/src/"
 for f in fasttrack.te fasttrack.fc fasttrack.if; do
   [ -f "$repo/selinux/$f" ] || { echo "build-rpm.sh: missing selinux/$f" >&2; exit 1; }
   cp -p "$repo/selinux/$f" "$stage/src/selinux/"

@@ -75,7 +75,8 @@ check "rpm -qlp fasttrack lists the binary, config, snippet, man page, completio
   /usr/share/fasttrack/fasttrack.rules.yml \
   /usr/share/doc/fasttrack/README.md \
   /usr/share/doc/fasttrack/CHANGELOG.md \
-  /usr/share/doc/fasttrack/status-json.md
+  /usr/share/doc/fasttrack/status-json.md \
+  /usr/share/doc/fasttrack/incident-index.md
 rpm -qlp "$selinux_rpm" >"$work/selinux.list" 2>&1
 check "rpm -qlp fasttrack-selinux lists the policy module and its interface" \
   has_lines "$work/selinux.list" \

@@ -254,6 +254,14 @@ expect_exact "giving a file the log group (CAP_CHOWN) is denied without an audit
     --dontaudit -s fasttrack_t -c capability
 
 # ---------------------------------------------------------------------------------------
+# The state dir: state.toml, notify/, and an incident's index record (index-record.json),
+# each written to a temporary name, chmod, renamed, and the record removed once shipped.
+
+expect_match "state dir: files created, written, chmod, renamed and removed (index-record.json)" \
+    '^allow fasttrack_t fasttrack_var_lib_t:file \{( [a-z_]+)* create( [a-z_]+)* rename( [a-z_]+)* setattr( [a-z_]+)* unlink( [a-z_]+)* write( [a-z_]+)* \};$' \
+    -A -s fasttrack_t -t fasttrack_var_lib_t -c file
+
+# ---------------------------------------------------------------------------------------
 # --metrics-file: node_exporter's textfile directory (no label of its own on RHEL or Debian).
 
 expect_exact "metrics: temp file written, chmod 0644, renamed over fasttrack.prom" \
@@ -347,6 +355,7 @@ expect_label /etc/fasttrack/fasttrack.toml fasttrack_conf_t
 expect_label /etc/fasttrack/aws-credentials fasttrack_conf_t
 expect_label /var/lib/fasttrack fasttrack_var_lib_t
 expect_label /var/lib/fasttrack/uploads/x.gz fasttrack_var_lib_t
+expect_label /var/lib/fasttrack/index-record.json fasttrack_var_lib_t
 expect_label /var/log/docker.log var_log_t
 expect_label /var/log/docker.log-20260101120000.gz var_log_t
 expect_label /var/lib/syslog-ng/syslog-ng.ctl syslogd_var_lib_t

@@ -68,6 +68,14 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the incident digest of log files (plain or gzipped, local or s3://BUCKET/KEY)
     Digest(DigestArgs),
+    /// The fleet's digest: merge the incident index of every host over a time range
+    ///
+    /// Lists only the index partitions of the range (PREFIX/_incidents/dt=YYYY-MM-DD/), fetches
+    /// their records 64 at a time and prints totals per status, host, program and message, and the
+    /// largest incidents with download links. The record schema is
+    /// /usr/share/doc/fasttrack/incident-index.md (docs/ in the source). With --notify URL or FASTTRACK_NOTIFY
+    /// (never the config file's notify alone) the report is also posted. Exits 1 if a record could not be read.
+    Report(ReportArgs),
     /// Write the man page and shell completions into a directory (for packagers)
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
@@ -100,6 +108,7 @@ impl Command {
             Command::Status(_) => "status",
             Command::Check(_) => "check",
             Command::Digest(_) => "digest",
+            Command::Report(_) => "report",
             Command::GenerateDocs(_) => "generate-docs",
         }
     }
@@ -434,6 +443,25 @@ pub struct DigestArgs {
     pub files: Vec<String>,
 
     /// Print JSON (one object per file, as written next to rotated logs) instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The destination the hosts ship to: s3://BUCKET[/PREFIX] or file:///DIR [default: --dest]
+    #[arg(value_name = "DEST", value_parser = DestUrl::parse)]
+    pub destination: Option<DestUrl>,
+
+    /// Start of the range: a duration before now (24h, 7d) or a UTC time (2026-11-22, 2026-11-22T05:00:00Z)
+    #[arg(long, value_name = "WHEN", default_value = "24h")]
+    pub since: crate::report::range::TimeBound,
+
+    /// End of the range, excluded, written like --since [default: now]
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<crate::report::range::TimeBound>,
+
+    /// Print one JSON document ("version": 1) instead of text
     #[arg(long)]
     pub json: bool,
 }

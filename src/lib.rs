@@ -18,6 +18,7 @@ pub mod digest_command;
 pub mod docs;
 pub mod exit;
 pub mod fsutil;
+pub mod index;
 pub mod key_template;
 pub mod known;
 pub mod logging;
@@ -29,6 +30,7 @@ pub mod pargz;
 pub mod progress;
 pub mod proxy;
 pub mod reopen;
+pub mod report;
 pub mod retry;
 pub mod rotate;
 pub mod spool;
@@ -133,6 +135,7 @@ pub fn run(cli: Cli, origins: &Origins) -> Result<Outcome> {
         ),
         Command::Check(args) => check::run(&config, &args),
         Command::Digest(args) => digest_command::run(&config, &args),
+        Command::Report(args) => report::run(&config, &args, origins),
         Command::GenerateDocs(args) => generate_docs(&args.out),
         Command::Watch(_) => {
             config.require_dest()?;

@@ -98,6 +98,12 @@ impl ObjectKey {
         ObjectKey(parts.join("/"))
     }
 
+    /// A key as the destination holds it: listed, or read back from an incident index record
+    /// (src/index.rs builds the keys of its records).
+    pub fn stored(key: impl Into<String>) -> Self {
+        ObjectKey(key.into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

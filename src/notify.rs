@@ -377,6 +377,17 @@ impl Notifier {
         )))
     }
 
+    /// Posts `body` once to `route`'s webhook (`fasttrack report --notify`): no queue, no
+    /// throttle but the one message a second per URL.
+    pub fn post_once(&self, route: &Route, body: &serde_json::Value) -> Result<()> {
+        self.post_to(route, body).map_err(|e| match e {
+            PostError::RateLimited(wait) => {
+                anyhow!("the webhook answered HTTP 429: try again in {wait:?}")
+            }
+            PostError::Failed(e) => e,
+        })
+    }
+
     /// Whether the route's webhook answers at all, without posting anything: a HEAD request,
     /// whose status (often 405 or 400 for a POST-only hook) proves host, TLS and path.
     pub fn probe(&self, route: &Route) -> Result<http::StatusCode> {

@@ -8,6 +8,7 @@ use crate::dest::{Destination, Link, ObjectMeta, ShipError, Shipped};
 use crate::digest::Digest;
 use crate::digest::{scan, sidecar};
 use crate::fsutil::FileAccess;
+use crate::index;
 use crate::known;
 use crate::naming::{ObjectKey, RotatedName, Stage};
 use crate::notify;
@@ -226,9 +227,30 @@ pub fn ship_pending(
                 dest.ship(&sidecar_key, &sidecar, m, &Silent)?;
             }
             // Each attempt starts its bar from zero; the retry's warning is logged without one.
-            during(progress, Step::Upload, &path, || {
+            let shipped = during(progress, Step::Upload, &path, || {
                 dest.ship(&key, &path, &meta, progress)
-            })
+            })?;
+            // An incident's index record follows its log (src/index.rs: what a failure does).
+            if let Some(d) = digest.as_ref().filter(|d| d.lines > 0) {
+                let shipment = index::Shipment {
+                    host: &config.host,
+                    log: &name,
+                    key: &key,
+                    sidecar_key: &sidecar_key,
+                    bytes: shipped.bytes(),
+                };
+                let record = index::Record::new(&shipment, d, chrono::Utc::now());
+                index::ship_record(
+                    dest,
+                    dest_url,
+                    state_dir.path(),
+                    &path,
+                    &shipped,
+                    &record,
+                    &meta.tags,
+                )?;
+            }
+            Ok(shipped)
         };
         let started = Instant::now();
         match with_retries(retry, cancel, &name, ship_both) {

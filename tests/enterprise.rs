@@ -53,7 +53,7 @@ fn acl_owner_and_tags_go_with_every_request_that_takes_them() {
         );
     }
     let puts: Vec<_> = requests.iter().filter(|r| r.method == "PUT").collect();
-    assert_eq!(puts.len(), 2, "the digest and the log: {requests:#?}");
+    assert_eq!(puts.len(), 3, "the digest, the log, its index record: {requests:#?}");
     for put in puts {
         assert_eq!(
             put.header("x-amz-acl"),

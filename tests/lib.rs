@@ -16,6 +16,7 @@ mod modes;
 mod progress;
 mod recovery;
 mod reliability;
+mod report;
 mod routes;
 mod s3;
 mod signal;

@@ -103,6 +103,28 @@ impl Destination for LocalDir {
         )))
     }
 
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.ensure_root()?;
+        // Only the directory the prefix names is walked, never the whole destination.
+        let dir = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let mut keys = Vec::new();
+        walk(&self.root, dir, &mut keys)?;
+        keys.retain(|k| k.starts_with(prefix));
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        if key.starts_with('/') || key.split('/').any(|part| part == "..") {
+            return Err(anyhow!(
+                "{key:?} is not a key of the destination {}",
+                self.root.display()
+            ));
+        }
+        let path = self.root.join(key);
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    }
+
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem> {
         let exists = CheckItem::from_result(
             format!("directory {}", self.root.display()),
@@ -148,6 +170,52 @@ fn copy_reporting(from: &File, to: &mut File, progress: &dyn Progress) -> std::i
             }
         }
     }
+}
+
+impl LocalDir {
+    /// The destination directory must exist to be read: a missing one is not "no objects".
+    fn ensure_root(&self) -> Result<()> {
+        if self.root.is_dir() {
+            Ok(())
+        } else {
+            Err(anyhow!(
+                "destination directory {} does not exist; mount it or name another one",
+                self.root.display()
+            ))
+        }
+    }
+}
+
+/// Adds the keys of the files below `root/dir` to `keys` (`dir/name`, `/`-separated).
+/// A missing directory holds nothing; the `.`-files of copies under way are not objects.
+fn walk(root: &Path, dir: &str, keys: &mut Vec<String>) -> Result<()> {
+    let path = root.join(dir);
+    let entries = match std::fs::read_dir(&path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", path.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let key = if dir.is_empty() {
+            name
+        } else {
+            format!("{dir}/{name}")
+        };
+        let kind = entry
+            .file_type()
+            .with_context(|| format!("cannot stat {}", entry.path().display()))?;
+        if kind.is_dir() {
+            walk(root, &key, keys)?;
+        } else if kind.is_file() {
+            keys.push(key);
+        }
+    }
+    Ok(())
 }
 
 fn same_contents(a: &Path, b: &Path) -> Result<bool> {
@@ -240,6 +308,52 @@ mod tests {
             std::fs::read(out.path().join("web1/docker.log-9.gz")).unwrap(),
             b"theirs"
         );
+    }
+
+    #[test]
+    fn lists_one_directory_and_reads_back() {
+        let out = tempfile::tempdir().unwrap();
+        let day = out.path().join("_incidents/dt=2026-11-22");
+        std::fs::create_dir_all(&day).unwrap();
+        std::fs::create_dir_all(out.path().join("_incidents/dt=2026-11-23")).unwrap();
+        std::fs::write(day.join("b.json"), b"{}\n").unwrap();
+        std::fs::write(day.join("a.json"), b"{}\n").unwrap();
+        std::fs::write(day.join(".c.json.part-7"), b"{").unwrap();
+        std::fs::write(out.path().join("_incidents/dt=2026-11-23/d.json"), b"").unwrap();
+        let dest = LocalDir::new(out.path());
+        assert_eq!(
+            dest.list("_incidents/dt=2026-11-22/").unwrap(),
+            [
+                "_incidents/dt=2026-11-22/a.json",
+                "_incidents/dt=2026-11-22/b.json"
+            ]
+        );
+        assert!(dest.list("_incidents/dt=2026-11-24/").unwrap().is_empty());
+        assert_eq!(
+            dest.get("_incidents/dt=2026-11-22/a.json").unwrap(),
+            b"{}\n"
+        );
+        assert!(dest.get("../etc/passwd").is_err());
+        let mut got = Vec::new();
+        let prefixes = [
+            "_incidents/dt=2026-11-22/".to_string(),
+            "_incidents/dt=2026-11-23/".to_string(),
+        ];
+        dest.fetch_under(&prefixes, "b.json", 4, &mut |key, bytes| {
+            got.push((key.to_string(), bytes.unwrap()))
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            [(
+                "_incidents/dt=2026-11-22/b.json".to_string(),
+                b"{}\n".to_vec()
+            )]
+        );
+        let e = LocalDir::new(&out.path().join("nope"))
+            .list("x/")
+            .unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
     }
 
     #[test]

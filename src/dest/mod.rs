@@ -20,6 +20,15 @@ pub enum Shipped {
     AlreadyThere { bytes: u64 },
 }
 
+impl Shipped {
+    /// The size of the object the destination holds.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Shipped::Written { bytes } | Shipped::AlreadyThere { bytes } => *bytes,
+        }
+    }
+}
+
 /// What is stored with an object: its content type, its sha256 (lower-case hex, computed
 /// when the file was written, so shipping never reads it twice) and the metadata the
 /// destination keeps where it can (S3: `x-amz-meta-*`).
@@ -166,6 +175,35 @@ pub trait Destination: Send + Sync {
     /// Where a person can download the object for `expiry` (S3: a presigned GET URL), and
     /// until when it really works, which may be sooner ([`Link`]).
     fn link(&self, key: &ObjectKey, expiry: std::time::Duration) -> Result<Link>;
+
+    /// The keys of the objects whose key starts with `prefix`, in key order (S3: every page
+    /// of ListObjectsV2; file://: the files below that directory, without the temporary
+    /// `.`-files of a copy under way). Nothing there is an empty list, not an error.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// The bytes of the (small) object at `key`.
+    fn get(&self, key: &str) -> Result<Vec<u8>>;
+
+    /// Lists every prefix and fetches the objects listed whose key ends with `suffix`, handing
+    /// each to `each` as it arrives, in no particular order: the caller keeps what it needs of
+    /// each and never holds them all (`fasttrack report`). Where the destination can (S3), the
+    /// prefixes are listed at once and objects fetched while the listing goes on, up to
+    /// `concurrency` at a time. A failed listing is the error; a failed fetch goes to `each`.
+    fn fetch_under(
+        &self,
+        prefixes: &[String],
+        suffix: &str,
+        concurrency: usize,
+        each: &mut dyn FnMut(&str, Result<Vec<u8>>),
+    ) -> Result<()> {
+        let _ = concurrency;
+        for prefix in prefixes {
+            for key in self.list(prefix)?.iter().filter(|k| k.ends_with(suffix)) {
+                each(key, self.get(key));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A download link, as a notification shows it.
@@ -194,7 +232,13 @@ impl Link {
 
 /// Opens the configured destination (for S3: loads the AWS config and credentials chain).
 pub fn open(config: &Config) -> Result<Box<dyn Destination>> {
-    Ok(match config.require_dest()? {
+    open_url(config.require_dest()?, config)
+}
+
+/// Opens the destination at `url` with the configuration's S3 options (`fasttrack report`
+/// reads another destination than `--dest` this way).
+pub fn open_url(url: &DestUrl, config: &Config) -> Result<Box<dyn Destination>> {
+    Ok(match url {
         DestUrl::File { root } => Box::new(local::LocalDir::new(root)),
         DestUrl::S3 { bucket, .. } => {
             let mut s3 = s3::S3Dest::new(bucket, &config.s3, &config.state_dir)?;

@@ -75,6 +75,16 @@ impl TestEnv {
         env
     }
 
+    /// As [`TestEnv::new_s3`], with the server's request log in `s3-requests.log`.
+    pub fn new_s3_logging_requests() -> TestEnv {
+        let mut env = TestEnv::new();
+        let server =
+            S3Server::start_logging(&env.path().join("s3"), &env.path().join("s3-requests.log"));
+        env.endpoint = Some(server.endpoint());
+        env.s3 = Some(server);
+        env
+    }
+
     pub fn server(&self) -> &S3Server {
         self.s3.as_ref().expect("an S3 test environment")
     }

@@ -20,6 +20,8 @@ pub struct S3Server {
     child: Option<Child>,
     pub port: u16,
     pub root: PathBuf,
+    /// Where s3s-fs logs every request it serves, when asked ([`S3Server::start_logging`]).
+    request_log: Option<PathBuf>,
 }
 
 pub fn free_port() -> u16 {
@@ -32,14 +34,61 @@ pub fn free_port() -> u16 {
 impl S3Server {
     /// Starts s3s-fs over `root` with a fresh, empty bucket.
     pub fn start(root: &Path) -> S3Server {
+        Self::spawn(root, None)
+    }
+
+    /// As [`S3Server::start`], with every request s3s-fs serves logged to `log` (its own
+    /// debug log of `s3s::service`: one line per request, with the method and the URI).
+    pub fn start_logging(root: &Path, log: &Path) -> S3Server {
+        Self::spawn(root, Some(log.to_path_buf()))
+    }
+
+    fn spawn(root: &Path, request_log: Option<PathBuf>) -> S3Server {
         std::fs::create_dir_all(root.join(BUCKET)).unwrap();
         let mut s = S3Server {
             child: None,
             port: free_port(),
             root: root.to_path_buf(),
+            request_log,
         };
         s.restart();
         s
+    }
+
+    /// How far the request log goes now: [`S3Server::listed_prefixes`] reads from there.
+    pub fn request_log_mark(&self) -> usize {
+        self.request_log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map_or(0, |text| text.len())
+    }
+
+    /// The `prefix` of every ListObjectsV2 request served since `mark`, in order.
+    pub fn listed_prefixes(&self, mark: usize) -> Vec<String> {
+        let log = self
+            .request_log
+            .as_ref()
+            .expect("a server started with start_logging");
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        text.get(mark..)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let uri = line.split("uri: ").nth(1)?.split(',').next()?;
+                let query = uri.split_once('?')?.1;
+                let params: Vec<(&str, &str)> =
+                    query.split('&').filter_map(|p| p.split_once('=')).collect();
+                params
+                    .iter()
+                    .any(|&(k, v)| k == "list-type" && v == "2")
+                    .then_some(())?;
+                let prefix = params
+                    .iter()
+                    .find(|(k, _)| *k == "prefix")
+                    .map_or("", |p| p.1);
+                Some(percent_decode(prefix))
+            })
+            .collect()
     }
 
     pub fn endpoint(&self) -> String {
@@ -56,13 +105,23 @@ impl S3Server {
     /// (Re)starts the server on the same port and directory.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("s3s-fs")
+        let mut command = Command::new("s3s-fs");
+        command
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .arg(&self.root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(log) = &self.request_log {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap();
+            command.env("RUST_LOG", "s3s::service=debug").stdout(file);
+        }
+        let child = command
             .spawn()
             .expect("s3s-fs not found: run the README test command (it installs s3s-fs)");
         self.child = Some(child);
@@ -316,6 +375,29 @@ impl Proxy {
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+}
+
+/// `fast-track%2F_incidents%2Fdt%3D2026-11-20%2F` -> `fast-track/_incidents/dt=2026-11-20/`.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn read_request_head(s: &mut TcpStream) -> std::io::Result<()> {

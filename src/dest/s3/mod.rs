@@ -85,6 +85,7 @@ mod check;
 mod errors;
 mod link;
 mod multipart;
+mod read;
 
 use errors::{is_precondition_failed, mismatch, Action};
 
@@ -473,13 +474,7 @@ impl S3Dest {
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| match e.code() {
-                    Some("NoSuchKey") => anyhow!(
-                        "{} does not exist; list the bucket with `aws s3 ls` and check the key",
-                        self.url(key)
-                    ),
-                    _ => self.classify(e, Action::Head, key).into(),
-                })?;
+                .map_err(|e| self.get_error(e, key))?;
             let mut body = out.body;
             let mut total = 0u64;
             while let Some(chunk) = body
@@ -513,6 +508,24 @@ impl Destination for S3Dest {
 
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem> {
         self.rt.block_on(self.check_async(probe_key))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.list_keys(prefix)
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.get_bytes(key)
+    }
+
+    fn fetch_under(
+        &self,
+        prefixes: &[String],
+        suffix: &str,
+        concurrency: usize,
+        each: &mut dyn FnMut(&str, Result<Vec<u8>>),
+    ) -> Result<()> {
+        self.fetch_listed(prefixes, suffix, concurrency, each)
     }
 }
 
