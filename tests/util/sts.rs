@@ -3,7 +3,7 @@
 //! every request's form, so a test sees which role was assumed, with which external id and
 //! session name, and how often the credentials were refreshed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,9 +26,10 @@ impl Sts {
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
-                let Some(body) = read_body(&mut conn) else {
+                let Some((_, body)) = super::webhook::read_request(&mut conn) else {
                     continue;
                 };
+                let body = String::from_utf8_lossy(&body);
                 let form: Form = body
                     .split('&')
                     .filter_map(|kv| kv.split_once('='))
@@ -74,28 +75,4 @@ fn decode(s: &str) -> String {
     percent_encoding::percent_decode_str(&s.replace('+', " "))
         .decode_utf8_lossy()
         .into_owned()
-}
-
-fn read_body(conn: &mut std::net::TcpStream) -> Option<String> {
-    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let mut reader = BufReader::new(conn.try_clone().ok()?);
-    let mut line = String::new();
-    let mut length = 0usize;
-    reader.read_line(&mut line).ok()?;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).ok()?;
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(String::from_utf8_lossy(&body).into_owned())
 }

@@ -140,7 +140,7 @@ impl Drop for Webhook {
 
 /// Reads one HTTP/1.1 request with a Content-Length body (none but for POST): its method and
 /// body; None if it is not one.
-fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+pub fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut reader = BufReader::new(conn.try_clone().ok()?);
     let mut line = String::new();
