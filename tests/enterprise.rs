@@ -53,7 +53,11 @@ fn acl_owner_and_tags_go_with_every_request_that_takes_them() {
         );
     }
     let puts: Vec<_> = requests.iter().filter(|r| r.method == "PUT").collect();
-    assert_eq!(puts.len(), 3, "the digest, the log, its index record: {requests:#?}");
+    assert_eq!(
+        puts.len(),
+        3,
+        "the digest, the log, its index record: {requests:#?}"
+    );
     for put in puts {
         assert_eq!(
             put.header("x-amz-acl"),

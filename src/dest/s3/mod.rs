@@ -270,12 +270,17 @@ impl S3Dest {
     }
 
     /// An object already at the key: the same bytes count as shipped, anything else is a conflict.
+    /// Our sha256 metadata decides. A store that kept no metadata (rclone serve s3 holds it in
+    /// memory only, so a restart of the store forgets it: tests/s3.rs) is compared by the ETag
+    /// of a single-part object, the MD5 of its bytes: `md5` when the caller has it, else read
+    /// from `file` (one more pass over the file, on this rare path only).
     async fn compare_existing(
         &self,
         key: &ObjectKey,
         size: u64,
         sha256: &str,
         md5: Option<&str>,
+        file: Option<&Path>,
     ) -> Result<Option<Shipped>, ShipError> {
         let Some((existing_size, existing_sha, etag)) = self.head(key).await? else {
             return Ok(None);
@@ -284,6 +289,18 @@ impl S3Dest {
             && match (existing_sha.as_deref(), md5, etag.as_deref()) {
                 (Some(s), _, _) => s == sha256,
                 (None, Some(m), Some(e)) => m == e,
+                (None, None, Some(e)) if is_md5_hex(e) && !self.is_kms() => match file {
+                    Some(file) => {
+                        let file = file.to_path_buf();
+                        let (md5, _) = tokio::task::spawn_blocking(move || {
+                            multipart::sums_of_range(&file, 0, size)
+                        })
+                        .await
+                        .map_err(anyhow::Error::from)??;
+                        hex::encode(md5).eq_ignore_ascii_case(e)
+                    }
+                    None => false,
+                },
                 _ => false,
             };
         if same {
@@ -329,7 +346,7 @@ impl S3Dest {
         sha256: &str,
         md5: Option<&str>,
     ) -> Result<Shipped, ShipError> {
-        self.compare_existing(key, size, sha256, md5)
+        self.compare_existing(key, size, sha256, md5, None)
             .await?
             .ok_or_else(|| {
                 ShipError::retryable(format!(
@@ -353,7 +370,10 @@ impl S3Dest {
         let size = std::fs::metadata(file)
             .with_context(|| format!("cannot stat {}", file.display()))?
             .len();
-        if let Some(shipped) = self.compare_existing(key, size, &sha256, None).await? {
+        if let Some(shipped) = self
+            .compare_existing(key, size, &sha256, None, Some(file))
+            .await?
+        {
             return Ok(shipped);
         }
         let mut metadata: HashMap<String, String> = meta
@@ -595,6 +615,11 @@ fn read_whole(path: &Path, len: u64) -> Result<(Bytes, ([u8; 16], u32))> {
     Ok((Bytes::from(buf), (md5, crc32)))
 }
 
+/// A single-part object's ETag: 32 hex digits, the MD5 of its bytes (a multipart one ends `-N`).
+fn is_md5_hex(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// S3 metadata values travel as HTTP headers: keep them ASCII.
 fn ascii(s: &str) -> String {
     s.chars()
@@ -611,6 +636,13 @@ fn ascii(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_single_part_etag_is_an_md5() {
+        assert!(is_md5_hex("d41d8cd98f00b204e9800998ecf8427e"));
+        assert!(!is_md5_hex("d41d8cd98f00b204e9800998ecf8427e-3"));
+        assert!(!is_md5_hex("not-an-md5"));
+    }
 
     #[test]
     fn content_md5_is_base64_of_the_digest() {
