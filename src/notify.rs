@@ -232,7 +232,8 @@ impl Notifier {
                 .or_default()
                 .push((path, job));
         }
-        let mut throttle = Throttle::load(state_dir);
+        let loaded = Throttle::load(state_dir);
+        let mut throttle = loaded.clone();
         for (name, jobs) in by_route {
             let Some(route) = self.config.routes.iter().find(|r| r.name == name) else {
                 set_aside_unrouted(&name, &jobs);
@@ -286,7 +287,10 @@ impl Notifier {
             }
             throttle.set(&name, times);
         }
-        throttle.save(state_dir);
+        // Written only when a route posted or was told to wait: the notifier wakes often.
+        if throttle != loaded {
+            throttle.save(state_dir);
+        }
         if !out.failed.is_empty() {
             let mut change = crate::metrics::Counters::default();
             change.failures.notify = out.failed.len() as u64;
