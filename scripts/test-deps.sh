@@ -2,7 +2,9 @@
 # Installs what fasttrack's integration tests run against, if missing: a real syslog-ng
 # (Debian's syslog-ng-core, with syslog-ng-ctl), GNU time, strace (the fault-injection suite,
 # tests/faults.rs), promtool (Debian's prometheus), prometheus-node-exporter, and the
-# S3-compatible server s3s-fs; faketime for check's clock-skew test.
+# S3-compatible server s3s-fs; faketime for check's clock-skew test; and what the package tests
+# run: rpm, dnf and createrepo-c (packaging/check.sh), dpkg-dev and lintian
+# (packaging/check-deb.sh), mmdebstrap and systemd-container (packaging/root-test.sh).
 # Sourced by scripts/test.sh, scripts/soak.sh and scripts/faults.sh; run as root on Debian.
 export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 missing=()
@@ -12,6 +14,13 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || missing+=(prometheus-node-exporter)
 command -v strace >/dev/null 2>&1 || missing+=(strace)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v rpmbuild >/dev/null 2>&1 || missing+=(rpm)
+command -v dnf >/dev/null 2>&1 || missing+=(dnf)
+command -v createrepo_c >/dev/null 2>&1 || missing+=(createrepo-c)
+command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
+command -v lintian >/dev/null 2>&1 || missing+=(lintian)
+command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (apt)"
   # The prometheus packages start their services from postinst (a Prometheus server and an
