@@ -8,7 +8,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 out=${1:-$repo/target/rpm}
-stage=${FASTTRACK_STAGE:-$repo/target/rpm-stage}
+stage=${FASTTRACK_STAGE:-$repo/target/stage}
 export FASTTRACK_STAGE=$stage
 # The checks below must see the config files, not the caller's environment.
 while IFS= read -r var; do unset "$var"; done < <(env | sed -n 's/^\(FASTTRACK_[A-Z_]*\)=.*/\1/p')
@@ -155,6 +155,39 @@ check "the packaged syslog-ng snippet is syslog-ng/fasttrack.conf" \
   cmp "$root/etc/syslog-ng/conf.d/fasttrack.conf" "$repo/syslog-ng/fasttrack.conf"
 check "the packaged policy module is a valid bzip2 file" \
   bzip2 -t "$root/usr/share/selinux/packages/targeted/fasttrack.pp.bz2"
+
+# --- dnf --installroot from a local repository --------------------------------------------------
+# What an admin does on RHEL, with dnf resolving the dependencies and rpm running the
+# transaction in an empty root. No RHEL repository is reachable from here: the repository holds
+# both RPMs and fasttrack-test-runtime (packaging/test-runtime.spec: this host's glibc and dash,
+# and a stand-in "syslog-ng" provide), which dnf must pick to satisfy fasttrack's requirements.
+if ! command -v dnf >/dev/null || ! command -v createrepo_c >/dev/null; then
+  echo "== installing dnf createrepo-c (apt)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dnf createrepo-c >/dev/null
+fi
+repo_dir=$work/repo
+dnf_root=$work/dnf-root
+mkdir -p "$repo_dir" "$dnf_root"
+dnf_install() {
+  rpmbuild -bb --quiet --define "_topdir $work/runtime" "$here/test-runtime.spec" &&
+    cp "$main_rpm" "$selinux_rpm" "$work"/runtime/RPMS/*/fasttrack-test-runtime-*.rpm "$repo_dir/" &&
+    createrepo_c --quiet "$repo_dir" &&
+    dnf -y --installroot="$dnf_root" --releasever=8 --setopt=reposdir=/dev/null \
+      --repofrompath=local,"$repo_dir" --repo=local --nogpgcheck install fasttrack
+}
+check "dnf --installroot installs fasttrack from a createrepo_c repository, with its dependencies" dnf_install
+check "dnf chose the test runtime for glibc and syslog-ng, and no fasttrack-selinux (no targeted policy)" \
+  bash -c '[ "$(rpm --root "$1" -qa --qf "%{NAME}\n" | sort | tr "\n" " ")" = "fasttrack fasttrack-test-runtime " ]' \
+  _ "$dnf_root"
+check "rpm -V fasttrack is clean in the dnf root (dependencies resolved, no --nodeps)" \
+  rpm --root "$dnf_root" -V fasttrack
+check "fasttrack --version runs in the dnf root (chroot)" chroot "$dnf_root" /usr/bin/fasttrack --version
+check "/var/lib/fasttrack is 0750 root:root in the dnf root" \
+  bash -c '[ "$(stat -c "%a %U:%G" "$1/var/lib/fasttrack")" = "750 root:root" ]' _ "$dnf_root"
+check "dnf remove fasttrack removes the binary, the snippet and the empty state dir" \
+  bash -c 'dnf -y -q --installroot="$1" --releasever=8 --setopt=reposdir=/dev/null remove fasttrack &&
+    ! rpm --root "$1" -q fasttrack && [ ! -e "$1/usr/bin/fasttrack" ] &&
+    [ ! -e "$1/etc/syslog-ng/conf.d/fasttrack.conf" ] && [ ! -e "$1/var/lib/fasttrack" ]' _ "$dnf_root"
 
 # --- the binary ---------------------------------------------------------------------------------
 bin=$root/usr/bin/fasttrack

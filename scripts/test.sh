@@ -14,7 +14,11 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== SELinux module: build, link into a copy of Debian's policy store, sesearch assertions"
 bash selinux/check.sh
-echo "== RPMs: glibc 2.28 build, rpmbuild, rpmlint, install into a scratch root, rpm -V, man page"
+echo "== RPMs: glibc 2.28 build, rpmbuild, rpmlint, rpm -V in a scratch root, dnf --installroot, man page"
 bash packaging/check.sh
+echo "== .deb: the same build, dpkg-deb, lintian, Depends against dpkg-shlibdeps"
+bash packaging/check-deb.sh
+echo "== .deb in a booted Debian root: apt install, syslog-ng runs the snippet, a burst is shipped, check"
+bash packaging/root-test.sh
 echo "== cargo test"
 cargo test 2>&1

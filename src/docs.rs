@@ -1,8 +1,8 @@
 //! The man page `fasttrack.1` and the shell completions (`fasttrack.bash`, `_fasttrack`,
 //! `fasttrack.fish`), generated from the clap definition in [`crate::cli`] so that they can
 //! never disagree with the binary: `fasttrack generate-docs OUT_DIR` (a hidden subcommand,
-//! used by `packaging/build-rpm.sh`). The man page's date comes from `SOURCE_DATE_EPOCH` when
-//! it is set.
+//! used by `packaging/stage.sh` for the RPM and the .deb). The man page's date comes from
+//! `SOURCE_DATE_EPOCH` when it is set.
 
 use crate::cli::Cli;
 use clap::CommandFactory;

@@ -23,13 +23,17 @@ const CONTROL_SOCKETS: &[&str] = &[
     "/run/syslog-ng.ctl",
     "/var/run/syslog-ng.ctl",
 ];
-/// Debian's (`/run/syslog-ng.pid`) and RHEL's pidfile locations, in the order tried.
+/// Debian's and RHEL's pidfile locations, in the order tried. Debian's init script writes
+/// `/run/syslog-ng.pid`; its systemd unit passes no `-p`, so syslog-ng writes its built-in
+/// default beside the control socket, `/var/lib/syslog-ng/syslog-ng.pid` (docs/syslog-ng.md).
+/// That one is tried last: `/var/lib` survives reboots, `/run` never holds a stale file.
 const PIDFILES: &[&str] = &[
     "/run/syslog-ng.pid",
     "/var/run/syslog-ng.pid",
     "/run/syslogd.pid",
     "/var/run/syslogd.pid",
     "/run/syslog-ng/syslog-ng.pid",
+    "/var/lib/syslog-ng/syslog-ng.pid",
 ];
 const CTL_DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin"];
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
