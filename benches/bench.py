@@ -732,7 +732,7 @@ def fig_report(a, work, rows, s3):
     t_big, t_small = median([r[0] for r in big]), median([r[0] for r in small])
     rss_big, rss_small = max(r[1] for r in big), max(r[1] for r in small)
     cpu_big, server_big = median([r[2] for r in big]), median([r[3] for r in big])
-    rows.append(("8", f"`fasttrack report` over {n_big:,} index records "
+    rows.append(("12", f"`fasttrack report` over {n_big:,} index records "
                       f"({a.report_hosts:,} hosts x {a.report_incidents}) on s3s-fs",
                  f"{t_big:.2f} s, {rss_big / 1024:.1f} MiB",
                  f"the same over {n_small:,} records ({small_hosts:,} hosts)",
@@ -747,7 +747,7 @@ def fig_report(a, work, rows, s3):
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="1,2,3,4,5,6,7,8")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,12")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--log-mb", type=int, default=200)
     ap.add_argument("--big-mb", type=int, default=1024)
@@ -757,8 +757,8 @@ def main():
     ap.add_argument("--loss-quiet", type=int, default=2, help="quiet period of both chains in figure 7")
     ap.add_argument("--rotations", type=int, default=20)
     ap.add_argument("--rate", type=int, default=2000, help="lines/s of steady traffic in figure 7")
-    ap.add_argument("--report-hosts", type=int, default=1000, help="hosts of figure 8's fleet")
-    ap.add_argument("--report-incidents", type=int, default=20, help="incidents per host, figure 8")
+    ap.add_argument("--report-hosts", type=int, default=1000, help="hosts of figure 12's fleet")
+    ap.add_argument("--report-incidents", type=int, default=20, help="incidents per host, figure 12")
     ap.add_argument("--keep-work", action="store_true")
     a = ap.parse_args()
     only = set(a.only.split(","))
@@ -766,7 +766,7 @@ def main():
     rows = []
     s3 = None
     try:
-        if only & {"3", "5", "6", "7", "8"}:
+        if only & {"3", "5", "6", "7", "12"}:
             s3 = S3(work)
         for n, fn in [("1", fig_drain), ("2", fig_compress), ("4", fig_idle)]:
             if n in only:
@@ -774,7 +774,7 @@ def main():
                 fn(a, work, rows)
         if "6" in only:
             only.add("5")
-        for n, fn in [("3", fig_latency), ("5", fig_big), ("7", fig_loss), ("8", fig_report)]:
+        for n, fn in [("3", fig_latency), ("5", fig_big), ("7", fig_loss), ("12", fig_report)]:
             if n in only:
                 log(f"figure {n}")
                 fn(a, work, rows, s3)

@@ -5,7 +5,7 @@
 # last one). Run as root on a fresh Debian machine: scripts/bench.sh [options of benches/bench.py]
 #   scripts/bench.sh --runs 3 --log-mb 200 --big-mb 1024      the defaults
 #   scripts/bench.sh --only 2 --runs 5                         one figure
-#   scripts/bench.sh --only 8 --report-hosts 1000              fasttrack report over 20 000 records
+#   scripts/bench.sh --only 12 --report-hosts 1000             fasttrack report over 20 000 records
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/test-deps.sh

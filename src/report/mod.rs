@@ -5,7 +5,7 @@
 //! `_incidents/dt=YYYY-MM-DD/` prefix per UTC day, never the whole index; the days at once),
 //! the records are fetched [`CONCURRENCY`] at a time while the listing goes on, and merged as
 //! they arrive ([`merge`]): memory holds the keys and the counts, never the records
-//! (BENCHMARKS.md, figure 8).
+//! (BENCHMARKS.md, figure 12).
 
 pub mod merge;
 pub mod range;
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 /// Records fetched at once. A GET is bound by the store's latency (about 10 ms on s3s-fs,
 /// tens of ms on S3), not by bandwidth or CPU: 16 in flight took 25 s for 20 000 records
-/// on s3s-fs, 64 took 6 s (BENCHMARKS.md, figure 8), with 4 MiB more at the peak.
+/// on s3s-fs, 64 took 6 s (BENCHMARKS.md, figure 12), with 4 MiB more at the peak.
 pub const CONCURRENCY: usize = 64;
 
 /// What to report on, validated from the command line and the configuration.

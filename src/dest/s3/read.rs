@@ -6,7 +6,7 @@
 //! on the local s3s-fs, tens of ms on S3), so 20 000 records take 20 000 latencies divided by
 //! the requests in flight; and each prefix is listed by a task of its own, page after page,
 //! its keys fetched as soon as a page arrives instead of after the last one (BENCHMARKS.md,
-//! figure 8). Memory holds the keys waiting and the objects in flight, never all the objects.
+//! figure 12). Memory holds the keys waiting and the objects in flight, never all the objects.
 
 use super::*;
 use aws_sdk_s3::operation::get_object::GetObjectError;
