@@ -13,23 +13,8 @@ out=${1:-$repo/target/deb}
 stage=${FASTTRACK_STAGE:-$repo/target/stage}
 export FASTTRACK_STAGE=$stage
 
-failures=0
-ok() { printf 'ok: %s\n' "$*"; }
-fail() {
-  printf 'FAIL: %s\n' "$*"
-  failures=$((failures + 1))
-}
-# check DESCRIPTION COMMAND...: ok if COMMAND succeeds, else FAIL with its output.
-check() {
-  local what=$1 output
-  shift
-  if output=$("$@" 2>&1); then
-    ok "$what"
-  else
-    fail "$what"
-    [ -n "$output" ] && printf '%s\n' "$output" | sed 's/^/    /'
-  fi
-}
+# shellcheck source=packaging/checks.sh
+source "$here/checks.sh"
 
 # dpkg-shlibdeps is in dpkg-dev; lintian in lintian.
 need_apt=()
@@ -189,10 +174,4 @@ else
 fi
 grep -E '^O: ' "$work/lintian.out" | sed 's/^/    lintian: /'
 
-echo
-if [ "$failures" -eq 0 ]; then
-  echo "all checks passed"
-else
-  echo "$failures check(s) failed"
-  exit 1
-fi
+summary

@@ -13,23 +13,8 @@ export FASTTRACK_STAGE=$stage
 # The checks below must see the config files, not the caller's environment.
 while IFS= read -r var; do unset "$var"; done < <(env | sed -n 's/^\(FASTTRACK_[A-Z_]*\)=.*/\1/p')
 
-failures=0
-ok() { printf 'ok: %s\n' "$*"; }
-fail() {
-  printf 'FAIL: %s\n' "$*"
-  failures=$((failures + 1))
-}
-# check DESCRIPTION COMMAND...: ok if COMMAND succeeds, else FAIL with its output.
-check() {
-  local what=$1 output
-  shift
-  if output=$("$@" 2>&1); then
-    ok "$what"
-  else
-    fail "$what"
-    [ -n "$output" ] && printf '%s\n' "$output" | sed 's/^/    /'
-  fi
-}
+# shellcheck source=packaging/checks.sh
+source "$here/checks.sh"
 
 bash "$here/build-rpm.sh" "$out" || {
   fail "build-rpm.sh"
@@ -252,10 +237,4 @@ else
   fail "the uncommented copy sets $set_keys options, not $(wc -l <<<"$flags")"
 fi
 
-echo
-if [ "$failures" -eq 0 ]; then
-  echo "all checks passed"
-else
-  echo "$failures check(s) failed"
-  exit 1
-fi
+summary

@@ -35,12 +35,8 @@ suite=bookworm
 include=systemd-sysv,dbus,syslog-ng-core,ca-certificates
 cache_dir=${FASTTRACK_ROOT_CACHE:-${CARGO_TARGET_DIR:-$repo/target}/root-cache}
 
-failures=0
-ok() { printf 'ok: %s\n' "$*"; }
-fail() {
-  printf 'FAIL: %s\n' "$*"
-  failures=$((failures + 1))
-}
+# shellcheck source=packaging/checks.sh
+source "$here/checks.sh"
 log() { printf '== %s\n' "$*" >&2; }
 indent() { sed 's/^/    /'; }
 # cannot REASON: this machine cannot run the test. Loud, and a failure unless skipping was asked.
@@ -422,10 +418,4 @@ if [ "$failures" -gt 0 ]; then
   tail -n 30 "$work/console.log" | indent
 fi
 
-echo
-if [ "$failures" -eq 0 ]; then
-  echo "all checks passed"
-else
-  echo "$failures check(s) failed"
-  exit 1
-fi
+summary

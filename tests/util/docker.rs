@@ -388,16 +388,7 @@ impl Drop for Dockerd {
             let _ = self.docker(&args);
         }
         let helpers = Dockerd::children_of(self.child.id());
-        super::signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::stop_child(&mut self.child, Duration::from_secs(20));
         // dockerd stops its containerd on SIGTERM; after a SIGKILL it would stay.
         for pid in helpers {
             if std::fs::read_to_string(format!("/proc/{pid}/comm"))

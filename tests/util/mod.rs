@@ -451,6 +451,20 @@ pub fn docker_line(seq: u64, status: u16) -> String {
     )
 }
 
+/// Stops a server the test started: SIGTERM, up to `grace` to exit, then SIGKILL; reaped.
+pub fn stop_child(child: &mut std::process::Child, grace: Duration) {
+    signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Sends `signal` to `pid`; a process that has just exited is not an error.
 pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal) {
