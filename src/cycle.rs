@@ -116,6 +116,9 @@ pub fn run(
         Some(pid) => info!("waiting for the lock held by fasttrack pid {pid}"),
         None => info!("waiting for the lock"),
     })?;
+    // What a process that died mid-write left, now that no other cycle runs.
+    crate::fsutil::remove_stale_temps(state_dir.path());
+    crate::fsutil::remove_stale_temps(config.log_dir());
     let mut tally = Tally::default();
     let result = run_locked(
         config,

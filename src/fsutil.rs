@@ -147,7 +147,12 @@ pub fn atomic_write(path: &Path, contents: &[u8], access: FileAccess) -> Result<
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Unique per call, not only per process: the panic hook marks the incident while another
+    // thread may be writing the same file (tests/faults.rs found the two sharing a temp file,
+    // and one left behind when the hook ended the process).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let result = (|| -> Result<()> {
         // A leftover of a crash is removed; create_new never follows a planted symlink.
         match std::fs::remove_file(&tmp) {
@@ -167,6 +172,49 @@ pub fn atomic_write(path: &Path, contents: &[u8], access: FileAccess) -> Result<
     fsync_dir(dir)
 }
 
+/// Removes the temporary files of [`atomic_write`] (`.NAME.tmp-PID[-N]`) that a process no
+/// longer running left in `dir` (it died between writing and renaming: a crash, exit 70 from
+/// the panic hook while another thread wrote). Best effort: what cannot be removed is logged.
+/// Called under the state lock, at the start of each cycle, for the state dir and the log's.
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = stale_temp_pid(&name) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => tracing::info!(
+                "removed {}, left by fasttrack pid {pid}, which stopped while writing it",
+                entry.path().display()
+            ),
+            Err(e) => tracing::warn!("cannot remove {}: {e}", entry.path().display()),
+        }
+    }
+}
+
+/// The pid in the name of an [`atomic_write`] temporary file, `.NAME.tmp-PID` or `.NAME.tmp-PID-N`.
+fn stale_temp_pid(name: &str) -> Option<u32> {
+    if !name.starts_with('.') {
+        return None;
+    }
+    let (_, tail) = name.rsplit_once(".tmp-")?;
+    let pid = tail.split('-').next()?;
+    let rest_ok = tail[pid.len()..]
+        .strip_prefix('-')
+        .map_or(tail.len() == pid.len(), |n| {
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        });
+    (rest_ok && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| pid.parse().ok())
+        .flatten()
+}
+
 /// Whether an I/O error chain is "no space left" or "quota exceeded", to say so plainly.
 pub fn is_disk_full(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -179,6 +227,36 @@ pub fn is_disk_full(e: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temps_of_processes_gone_are_removed_and_the_others_kept() {
+        assert_eq!(stale_temp_pid(".incident.tmp-12479"), Some(12479));
+        assert_eq!(stale_temp_pid(".state.toml.tmp-12-3"), Some(12));
+        for not in [
+            "incident.tmp-1",
+            ".x.tmp-",
+            ".x.tmp-a1",
+            ".x.tmp-1-",
+            ".x.tmp-1-b",
+            ".x.json",
+        ] {
+            assert_eq!(stale_temp_pid(not), None, "{not}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // pid 2^22+1 is above Linux's pid_max: never running.
+        let gone = dir.path().join(".incident.tmp-4194305-0");
+        let mine = dir
+            .path()
+            .join(format!(".state.toml.tmp-{}-9", std::process::id()));
+        let other = dir.path().join(".incident.tmp-1");
+        for f in [&gone, &mine, &other] {
+            std::fs::write(f, "x").unwrap();
+        }
+        remove_stale_temps(dir.path());
+        assert!(!gone.exists());
+        assert!(mine.exists(), "this process may be writing it");
+        assert!(other.exists(), "pid 1 runs");
+    }
 
     #[test]
     fn rename_noreplace_never_overwrites() {
