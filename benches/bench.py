@@ -12,12 +12,17 @@ medians and their ratio (absolute times on a shared machine are noise; ratios ar
   5 peak RSS of `fasttrack rotate` of a BIG_MB log to S3 vs `aws s3 cp` of the same file
   6 upload throughput of a BIG_MB object: `fasttrack upload` vs `aws s3 cp`
   7 lines lost / duplicated over ROTATIONS rotations under steady traffic, both chains
-  8 `fasttrack report` over the incident index of a fleet (REPORT_HOSTS x REPORT_INCIDENTS
+  8 figure 2's compression against `pigz -p 2 -6`, and the .gz read back by Java and Go
+  9 fast-track latency with S3 behind a LINK_MBPS link (a token-bucket proxy): upload while
+    compressing against compress-then-upload (`--upload-while-compressing=false`)
+ 10 rotate + upload of a HUGE_MB log to S3: peak RSS and wall time against the same to file://
+ 11 the release binary's size, stripped
+ 12 `fasttrack report` over the incident index of a fleet (REPORT_HOSTS x REPORT_INCIDENTS
     records on s3s-fs): time and peak RSS, against the same over a tenth of the records
 
 Usage: python3 benches/bench.py [--only 1,2,...] [--runs R] [--log-mb MB] [--big-mb MB]
        [--idle-seconds S] [--rotations N] [--quiet S] [--rate LINES_PER_S] [--keep-work]
-       [--report-hosts N] [--report-incidents N]
+       [--report-hosts N] [--report-incidents N] [--link-mbps M] [--huge-mb MB] [--huge-runs N]
 Run through scripts/bench.sh, which installs what it needs and builds the release binary.
 """
 import argparse
@@ -250,21 +255,22 @@ def syslog_line(seq, status):
 class Chain:
     """One fast-track chain under its own syslog-ng: fasttrack's or the seed's."""
 
-    def __init__(self, kind, work, s3, quiet, stamp_loop=True):
+    def __init__(self, kind, work, s3, quiet, stamp_loop=True, endpoint=None, extra="", name=None):
         self.kind, self.s3 = kind, s3
-        self.dir = os.path.join(work, kind)
+        self.dir = os.path.join(work, name or kind)
+        endpoint = endpoint or s3.endpoint
         self.logs = os.path.join(self.dir, "logs")
         os.makedirs(self.logs, exist_ok=True)
         self.log = os.path.join(self.logs, "docker.log")
         # Each chain of each figure and run ships under its own prefix.
-        self.prefix = f"{os.path.basename(work)}-{kind}/host1"
+        self.prefix = f"{os.path.basename(work)}-{name or kind}/host1"
         if kind == "fasttrack":
             cfg = os.path.join(self.dir, "fasttrack.toml")
             open(cfg, "w").close()
             args = (f"-c {cfg} --log {self.log} --dest s3://{BUCKET}/{self.prefix.split('/')[0]} --host host1 "
                     f"--state-dir {self.dir}/state --log-file {self.dir}/fasttrack.log "
-                    f"--endpoint-url {s3.endpoint} --path-style --region us-east-1 "
-                    f"--quiet {quiet}s --keep 1000000")
+                    f"--endpoint-url {endpoint} --path-style --region us-east-1 "
+                    f"--quiet {quiet}s --keep 1000000 {extra}")
             self.syslog = None
             program = f"exec {BIN} watch {args} --control-socket {self.dir}/sng/ctl --pidfile {self.dir}/sng/pid"
         else:
@@ -405,7 +411,16 @@ def fig_compress(a, work, rows):
     sh(f"zcat {gz} | cmp - {src}")
     with gzip.open(gz, "rb") as f:
         assert hashlib.sha256(f.read()).digest() == hashlib.sha256(open(src, "rb").read()).digest()
+    readers = read_back_elsewhere(gz, src, work)
     g6 = median(times["gzip -6"])
+    ft, pz = median(times["fasttrack"]), median(times["pigz -p 2 -6"])
+    size_ratio = sizes["fasttrack"] / sizes["gzip -6"]
+    rows.append(("8", f"compress a {a.log_mb} MiB log (whole `rotate --reopen none` to file://)",
+                 f"{ft:.2f} s, {size / ft / 1e6:.0f} MB/s", "`pigz -p 2 -6`",
+                 f"{pz:.2f} s, {size / pz / 1e6:.0f} MB/s", f"{pz / ft:.2f}x",
+                 ">= 1.6x speed at <= 1.00x `gzip -6`'s size", pz / ft >= 1.6 and size_ratio <= 1.0,
+                 f"size {size_ratio:.3f}x gzip -6; one gzip member per MiB (libdeflate), read back "
+                 f"identical by {readers}"))
     for name in ["fasttrack", "gzip -9", "pigz -p 2 -6"]:
         t = median(times[name])
         speed = g6 / t
@@ -420,6 +435,47 @@ def fig_compress(a, work, rows):
         else:
             rows.append(("2", f"  for comparison: `{name}`", "", "`gzip -6`", "",
                          f"{speed:.2f}x", "", None, f"{t:.2f} s, size {size_ratio:.3f}x gzip -6"))
+
+
+JAVA_READER = """
+import java.io.*; import java.security.MessageDigest; import java.util.zip.GZIPInputStream;
+public class ReadGz { public static void main(String[] a) throws Exception {
+  MessageDigest d = MessageDigest.getInstance("SHA-256"); byte[] b = new byte[1 << 16];
+  try (InputStream in = new GZIPInputStream(new BufferedInputStream(new FileInputStream(a[0])), 1 << 16)) {
+    for (int n; (n = in.read(b)) > 0; ) d.update(b, 0, n); }
+  StringBuilder s = new StringBuilder(); for (byte x : d.digest()) s.append(String.format("%02x", x));
+  System.out.println(s); } }
+"""
+
+GO_READER = """package main
+import ("bufio"; "compress/gzip"; "crypto/sha256"; "fmt"; "io"; "os")
+func main() {
+  f, err := os.Open(os.Args[1]); if err != nil { panic(err) }
+  r, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<16)); if err != nil { panic(err) }
+  h := sha256.New(); if _, err := io.Copy(h, r); err != nil { panic(err) }
+  fmt.Printf("%x\\n", h.Sum(nil)) }
+"""
+
+
+def read_back_elsewhere(gz, src, work):
+    """Java's GZIPInputStream and Go's compress/gzip (multistream by default) read `gz` back:
+    both must give `src`'s sha256. Returns the readers' names, for the table."""
+    want = hashlib.sha256(open(src, "rb").read()).hexdigest()
+    d = os.path.join(work, "readers")
+    os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, "ReadGz.java"), "w").write(JAVA_READER)
+    open(os.path.join(d, "readgz.go"), "w").write(GO_READER)
+    sh(f"cd {d} && javac ReadGz.java")
+    got = {"Java GZIPInputStream": subprocess.run(["java", "-cp", d, "ReadGz", gz], check=True,
+                                                  capture_output=True, text=True).stdout.strip(),
+           "Go compress/gzip": subprocess.run(["go", "run", os.path.join(d, "readgz.go"), gz],
+                                              check=True, capture_output=True, text=True,
+                                              env={**os.environ, "GOCACHE": os.path.join(d, "gocache"),
+                                                   "HOME": d}).stdout.strip()}
+    for name, sha in got.items():
+        if sha != want:
+            raise RuntimeError(f"{name} read {gz} back as sha256 {sha}, not {want}")
+    return "`gzip -t`, `zcat`, Python's gzip, " + ", ".join(got)
 
 
 def fig_latency(a, work, rows, s3):
@@ -455,6 +511,153 @@ def fig_latency(a, work, rows, s3):
                  "<= 0.2x", f / s <= 0.2,
                  "the article's loop as written: " + (f"never fired in {3 * a.quiet + 5} s (pipe mtime never changes)"
                                                       if never else "fired")))
+
+
+class SlowLink:
+    """A loopback TCP proxy in front of the S3 server whose client-to-server direction, all
+    connections together, carries at most `rate` bytes/s: each chunk waits for its turn on
+    one shared clock (no bursts). Responses flow unlimited (they are small)."""
+
+    def __init__(self, upstream_port, rate):
+        self.rate, self.upstream = rate, upstream_port
+        self.lock = threading.Lock()
+        self.next_free = time.monotonic()
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.endpoint = f"http://127.0.0.1:{self.srv.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
+
+    def _pump(self, src, dst, limited):
+        try:
+            while True:
+                chunk = src.recv(64 * 1024)
+                if not chunk:
+                    break
+                if limited:
+                    with self.lock:
+                        start = max(time.monotonic(), self.next_free)
+                        self.next_free = start + len(chunk) / self.rate
+                    delay = self.next_free - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.srv.close()
+
+
+def fig_stream(a, work, rows, s3):
+    """9: end of quiet -> object complete for a LOG_MB log, S3 behind a LINK_MBPS link:
+    upload while compressing against compress-then-upload, same binary, same run."""
+    link = SlowLink(s3.port, a.link_mbps * 1e6)
+    modes = {"while": "", "after": "--upload-while-compressing=false"}
+    results = {m: [] for m in modes}
+    try:
+        for r in range(a.runs):
+            for mode, extra in modes.items():
+                chain = Chain("fasttrack", os.path.join(work, f"stream{r}"), s3, a.quiet,
+                              endpoint=link.endpoint, extra=extra, name=f"ft-{mode}")
+                make_log(chain.log, a.log_mb)
+                chain.start()
+                time.sleep(1)
+                before = set(chain.objects())
+                chain.sng.send(syslog_line(0, 503))
+                t_quiet_end = time.time() + a.quiet
+                seen, path = wait_object(chain, before, chain.logs, timeout=a.quiet + 600)
+                chain.stop()
+                if seen is None:
+                    raise RuntimeError(f"{mode}: no object after {a.quiet + 600} s")
+                results[mode].append(seen - t_quiet_end)
+                log(f"stream latency, upload {mode} compressing, run {r}: {seen - t_quiet_end:.2f} s")
+    finally:
+        link.stop()
+    w, b = median(results["while"]), median(results["after"])
+    rows.append(("9", f"fast-track latency, end of quiet -> object in S3, {a.log_mb} MiB log, "
+                      f"S3 behind a {a.link_mbps} MB/s link",
+                 f"{w:.2f} s", "compress, then upload (`--upload-while-compressing=false`)",
+                 f"{b:.2f} s", f"{w / b:.2f}x", "<= 0.7x", w / b <= 0.7,
+                 "default `--part-size` (16 MiB) and `--upload-concurrency` (2); the link is a "
+                 "token-bucket proxy in the harness (SlowLink)"))
+
+
+def fig_huge(a, work, rows, s3):
+    """10: rotate + upload of a HUGE_MB log to S3 (peak RSS, wall time) against the same
+    command to file:// (compression with nothing to wait for)."""
+    base = os.path.join(work, "base.log")
+    make_log(base, a.log_mb)
+    src = os.path.join(work, "huge.log")
+    with open(src, "wb") as out:
+        while out.tell() < a.huge_mb << 20:
+            with open(base, "rb") as f:
+                shutil.copyfileobj(f, out, 8 << 20)
+    os.remove(base)
+    size = os.path.getsize(src)
+    walls, rsss, locals_, compress_ms = [], [], [], []
+    for r in range(a.huge_runs):
+        for dest in ["file", "s3"]:
+            d = os.path.join(work, f"huge{r}-{dest}")
+            os.makedirs(f"{d}/logs")
+            os.makedirs(f"{d}/dest")
+            os.link(src, f"{d}/logs/docker.log")
+            target = (f"--dest file://{d}/dest" if dest == "file" else
+                      f"--dest s3://{BUCKET}/huge{r} --endpoint-url {s3.endpoint} --path-style "
+                      "--region us-east-1")
+            wall, rss, _ = gnu_time(f"{BIN} rotate -c /dev/null --log {d}/logs/docker.log --host h "
+                                    f"--state-dir {d}/state --log-file {d}/ft.log --reopen none "
+                                    f"{target} >/dev/null")
+            text = open(f"{d}/ft.log").read()
+            if dest == "file":
+                locals_.append(wall)
+                m = re.search(r"compressed \S+: \d+ lines, \d+ -> \d+ bytes in (\d+) ms", text)
+                compress_ms.append(int(m.group(1)))
+            else:
+                walls.append(wall)
+                rsss.append(rss)
+                if "uploaded while compressed" not in text:
+                    raise RuntimeError(f"the {a.huge_mb} MiB log was not uploaded while compressed")
+            shutil.rmtree(d)
+        shutil.rmtree(os.path.join(s3.root, BUCKET, f"huge{r}"), ignore_errors=True)
+    os.remove(src)
+    w, l, rss = median(walls), median(locals_), max(rsss)
+    c = median(compress_ms) / 1000
+    rows.append(("10", f"rotate + upload of a {size / 2**30:.1f} GiB log to S3 (local server)",
+                 f"{w:.1f} s, peak RSS {rss / 1024:.0f} MiB", "the same `rotate` to file://",
+                 f"{l:.1f} s", f"{w / l:.2f}x", "RSS < 64 MB, wall <= 1.15x",
+                 rss * 1024 < 64e6 and w / l <= 1.15,
+                 f"both include the rename and the digest scan; the compression step alone took "
+                 f"{c:.1f} s ({w / c:.2f}x); {a.huge_runs} run(s)"))
+
+
+def fig_size(a, work, rows):
+    """11: the release binary's size, stripped."""
+    out = os.path.join(work, "fasttrack.stripped")
+    sh(f"strip -o {out} {BIN}")
+    size = os.path.getsize(out)
+    baseline = 14e6
+    rows.append(("11", "release binary size, stripped", f"{size / 1e6:.1f} MB",
+                 "the issue's figure before this round", f"{baseline / 1e6:.0f} MB",
+                 f"{size / baseline:.2f}x", "<= 8 MB", size <= 8e6,
+                 f"unstripped {os.path.getsize(BIN) / 1e6:.1f} MB"))
 
 
 def fig_idle(a, work, rows):
@@ -747,7 +950,7 @@ def fig_report(a, work, rows, s3):
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="1,2,3,4,5,6,7,12")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7,8,9,10,11,12")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--log-mb", type=int, default=200)
     ap.add_argument("--big-mb", type=int, default=1024)
@@ -759,6 +962,9 @@ def main():
     ap.add_argument("--rate", type=int, default=2000, help="lines/s of steady traffic in figure 7")
     ap.add_argument("--report-hosts", type=int, default=1000, help="hosts of figure 12's fleet")
     ap.add_argument("--report-incidents", type=int, default=20, help="incidents per host, figure 12")
+    ap.add_argument("--link-mbps", type=int, default=40, help="figure 9's link to S3, MB/s")
+    ap.add_argument("--huge-mb", type=int, default=5120, help="figure 10's log, MiB")
+    ap.add_argument("--huge-runs", type=int, default=1, help="runs of figure 10")
     ap.add_argument("--keep-work", action="store_true")
     a = ap.parse_args()
     only = set(a.only.split(","))
@@ -766,15 +972,18 @@ def main():
     rows = []
     s3 = None
     try:
-        if only & {"3", "5", "6", "7", "12"}:
+        if only & {"3", "5", "6", "7", "9", "10", "12"}:
             s3 = S3(work)
-        for n, fn in [("1", fig_drain), ("2", fig_compress), ("4", fig_idle)]:
+        if "8" in only:
+            only.add("2")
+        for n, fn in [("1", fig_drain), ("2", fig_compress), ("4", fig_idle), ("11", fig_size)]:
             if n in only:
                 log(f"figure {n}")
                 fn(a, work, rows)
         if "6" in only:
             only.add("5")
-        for n, fn in [("3", fig_latency), ("5", fig_big), ("7", fig_loss), ("12", fig_report)]:
+        for n, fn in [("3", fig_latency), ("5", fig_big), ("7", fig_loss), ("9", fig_stream),
+                      ("10", fig_huge), ("12", fig_report)]:
             if n in only:
                 log(f"figure {n}")
                 fn(a, work, rows, s3)
@@ -785,7 +994,7 @@ def main():
             s3.stop()
         if not a.keep_work:
             shutil.rmtree(work, ignore_errors=True)
-    rows.sort(key=lambda r: r[0])
+    rows.sort(key=lambda r: int(r[0]))
     print("| # | figure | fasttrack | baseline | baseline's figure | ratio | target | met | notes |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:

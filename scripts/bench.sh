@@ -6,11 +6,15 @@
 #   scripts/bench.sh --runs 3 --log-mb 200 --big-mb 1024      the defaults
 #   scripts/bench.sh --only 2 --runs 5                         one figure
 #   scripts/bench.sh --only 12 --report-hosts 1000             fasttrack report over 20 000 records
+#   scripts/bench.sh --only 8,9,10,11 --runs 3                 the rows of issue 17 (figure 10: 5 GiB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/test-deps.sh
 missing=()
 for tool in logrotate pigz; do command -v $tool >/dev/null 2>&1 || missing+=($tool); done
+# Figure 8 reads the .gz back with Java's GZIPInputStream and Go's compress/gzip.
+command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (apt)"
   apt-get update -qq

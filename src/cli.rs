@@ -314,6 +314,11 @@ pub struct S3Args {
           num_args = 0..=1, default_missing_value = "true")]
     pub tag_incident: Option<Given<Toggle>>,
 
+    /// Upload a large rotated log while it is compressed, its parts as they are written [default: true]
+    #[arg(long, env = "FASTTRACK_UPLOAD_WHILE_COMPRESSING", global = true, value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub upload_while_compressing: Option<Given<Toggle>>,
+
     /// Server-side encryption: AES256 or aws:kms
     #[arg(
         long,

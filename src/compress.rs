@@ -4,12 +4,13 @@
 //! run it off the async runtime.
 
 use crate::fsutil::{create_new, fsync_dir, rename_noreplace, FileAccess};
+use crate::growing::Growing;
 use crate::pargz;
 use crate::progress::{Counted, Progress};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{BufWriter, Read};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,30 +34,35 @@ pub struct Compressed {
 
 /// Compresses `plain` into `gz` (through `part`), keeping its mtime and its group, with its
 /// mode at most 0640 ([`FileAccess`]), then removes `plain`. The bytes of `plain` read so far
-/// go to `progress`.
+/// go to `progress`. With `growing`, every write that reached `part` is published to it, and
+/// so is the end: the final size once `gz` is durable, or the failure.
 pub fn gzip_file(
-    plain: &Path,
-    part: &Path,
-    gz: &Path,
-    level: u32,
-    threads: usize,
+    (plain, part, gz): (&Path, &Path, &Path),
+    (level, threads): (u32, usize),
     cancel: &AtomicBool,
     progress: &dyn Progress,
+    growing: Option<&Growing>,
 ) -> Result<Compressed> {
-    let result = write_part(plain, part, (level, threads), cancel, progress);
-    let stats = match result {
-        Ok(stats) => stats,
-        Err(e) => {
-            let _ = std::fs::remove_file(part);
-            return Err(e);
+    let result = (|| {
+        let stats = write_part(plain, part, (level, threads), cancel, progress, growing)
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(part);
+            })?;
+        rename_noreplace(part, gz)?;
+        let dir = gz.parent().unwrap_or(Path::new("/"));
+        fsync_dir(dir)?;
+        std::fs::remove_file(plain)
+            .with_context(|| format!("cannot remove {}", plain.display()))?;
+        fsync_dir(dir)?;
+        Ok(stats)
+    })();
+    if let Some(g) = growing {
+        match &result {
+            Ok(stats) => g.complete(stats.gz_bytes),
+            Err(e) => g.failed(&format!("{e:#}")),
         }
-    };
-    rename_noreplace(part, gz)?;
-    let dir = gz.parent().unwrap_or(Path::new("/"));
-    fsync_dir(dir)?;
-    std::fs::remove_file(plain).with_context(|| format!("cannot remove {}", plain.display()))?;
-    fsync_dir(dir)?;
-    Ok(stats)
+    }
+    result
 }
 
 fn write_part(
@@ -65,6 +71,7 @@ fn write_part(
     (level, threads): (u32, usize),
     cancel: &AtomicBool,
     progress: &dyn Progress,
+    growing: Option<&Growing>,
 ) -> Result<Compressed> {
     let src = File::open(plain).with_context(|| format!("cannot open {}", plain.display()))?;
     let meta = src
@@ -88,7 +95,7 @@ fn write_part(
         threads,
         block: BLOCK,
     };
-    let mut writer = BufWriter::with_capacity(CHUNK, out);
+    let mut writer = BufWriter::with_capacity(CHUNK, Published(out, growing, 0));
     // Counted per read(2): pargz reads 1 MiB blocks, a few reads each, never line by line.
     let src = Counted::new(src, progress);
     let summary = pargz::compress(src, &mut writer, &header, opts, cancel).map_err(|e| {
@@ -103,7 +110,7 @@ fn write_part(
         }
     })?;
     let write_err = || format!("cannot write {}", part.display());
-    let out = writer
+    let Published(out, ..) = writer
         .into_inner()
         .map_err(|e| e.into_error())
         .with_context(write_err)?;
@@ -117,6 +124,23 @@ fn write_part(
         crc32: summary.crc32,
         gz_sha256: hex::encode(summary.gz_sha256),
     })
+}
+
+/// The `.part` file, whose writes are published to a reader of the growing file, if any.
+struct Published<'a>(File, Option<&'a Growing>, u64);
+
+impl Write for Published<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.2 += n as u64;
+        if let Some(g) = self.1 {
+            g.written(self.2);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// What a compressed file holds, read back from it (when the record made at compression is
@@ -197,7 +221,7 @@ mod tests {
         let gz = dir.path().join("docker.log-5.gz");
         let recorder = Recorder::default();
         let no = AtomicBool::new(false);
-        let stats = gzip_file(&plain, &part, &gz, 6, 2, &no, &recorder).unwrap();
+        let stats = gzip_file((&plain, &part, &gz), (6, 2), &no, &recorder, None).unwrap();
         let (bytes, reports) = recorder.advanced();
         assert_eq!(bytes, body.len() as u64, "every byte read is reported");
         assert!(reports < 20, "per read, not per line: {reports} reports");
@@ -225,7 +249,7 @@ mod tests {
         let part = dir.path().join("docker.log-5.gz.part");
         let gz = dir.path().join("docker.log-5.gz");
         let stop = AtomicBool::new(true);
-        assert!(gzip_file(&plain, &part, &gz, 6, 2, &stop, &Silent).is_err());
+        assert!(gzip_file((&plain, &part, &gz), (6, 2), &stop, &Silent, None).is_err());
         assert!(plain.exists() && !part.exists() && !gz.exists());
     }
 }

@@ -10,7 +10,9 @@ use crate::progress::Progress;
 use crate::reopen::Reopener;
 use crate::retry::Policy;
 use crate::rotate::{rotate_log, Rotation};
-use crate::spool::{apply_keep, compress, finish_local, ship_pending, Spool};
+use crate::spool::{
+    apply_keep, compress, compress_and_ship, finish_local, ship_pending, streams, Shipper, Spool,
+};
 use crate::state::{now_rfc3339, ErrorRecord, RotationRecord, StateDir, StateLock};
 use anyhow::Result;
 use std::sync::atomic::AtomicBool;
@@ -163,6 +165,14 @@ fn run_locked(
 ) -> Result<Report> {
     let reopener = Reopener::new(&config.reopen);
     let mut report = Report::default();
+    let shipper = Shipper {
+        config,
+        dest: destination,
+        state_dir,
+        lock,
+        cancel,
+        progress,
+    };
 
     // Whatever an interrupted run left behind is finished first.
     tally.begin(Step::Compress);
@@ -197,14 +207,13 @@ fn run_locked(
             // The digest is written before compressing: the plain file is at hand for a scan.
             write_digest(config, &rotation, stream.as_ref(), last_suffix_before);
             let started = tally.begin(Step::Compress);
-            compress(
-                config,
-                rotation.name.suffix,
-                state_dir,
-                lock,
-                cancel,
-                progress,
-            )?;
+            let suffix = rotation.name.suffix;
+            if streams(&shipper, suffix)? {
+                // Compression and upload overlap: the step's time is both (metrics).
+                compress_and_ship(&shipper, suffix)?;
+            } else {
+                compress(config, suffix, (state_dir, lock), (cancel, progress), None)?;
+            }
             tally.end(Step::Compress, started);
             let file = rotation.name.to_string();
             state_dir.update(lock, |s| {
@@ -225,15 +234,7 @@ fn run_locked(
     }
 
     let started = tally.begin(Step::Ship);
-    let shipped = ship_pending(
-        config,
-        destination,
-        state_dir,
-        lock,
-        retry,
-        cancel,
-        progress,
-    )?;
+    let shipped = ship_pending(&shipper, retry)?;
     // A cycle with nothing to ship leaves the last shipment's duration in place.
     if !(shipped.shipped.is_empty() && shipped.pending.is_empty()) {
         tally.took(Step::Ship, started.elapsed().as_secs_f64());

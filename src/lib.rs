@@ -18,6 +18,7 @@ pub mod digest_command;
 pub mod docs;
 pub mod exit;
 pub mod fsutil;
+pub mod growing;
 pub mod index;
 pub mod key_template;
 pub mod known;

@@ -9,6 +9,7 @@
 //! |---|---|---|---|---|
 //! | one S3 request | the SDK, set up from [`Policy::S3_REQUEST`] (`dest/s3.rs`) | random in 0-200 ms, 0-400 ms | 3 per request | at most 0.6 s; each attempt bounded by `--upload-timeout` (300 s) |
 //! | one file, `rotate`/`upload` | `spool::ship_pending`, [`Policy::SHIP_IN_COMMAND`] | 1 s, 2 s | 3 per file | 3 s, then exit 3 with the file kept |
+//! | a log uploaded while it is compressed | `spool::compress_and_ship`, [`Policy::SHIP_WHILE_COMPRESSED`] | none | 1 | none: the `.gz` is then shipped from disk as the two rows below say |
 //! | one file, a `watch` cycle | `spool::ship_pending`, [`Policy::SHIP_IN_WATCH_CYCLE`] | none | 1 per cycle | none: the next cycle retries |
 //! | pending files, `watch` | `watch::schedule`, [`Policy::watch_cycle`]`(--retry-max-delay)` | 1 s, 2 s, 4 s... up to `--retry-max-delay` (60 s), each up to a fifth shorter | until shipped or `watch` stops | unbounded |
 //! | one webhook notification | `notify::Notifier::deliver_due`, [`Policy::WEBHOOK`] | 5 s, 10 s, 20 s... 320 s, then 600 s | 12 per notification | 3035 s (51 min), plus up to 12 × 10 s of timeouts: about an hour, then given up with an error |
@@ -90,6 +91,13 @@ impl Policy {
     /// Each file shipped by a `watch` cycle: one attempt, the watch loop owns the backoff
     /// ([`Policy::watch_cycle`]) and stdin never waits for it.
     pub const SHIP_IN_WATCH_CYCLE: Policy = Policy {
+        max_attempts: 1,
+        ..Policy::SHIP_IN_COMMAND
+    };
+
+    /// A log uploaded while it is compressed (`spool::compress_and_ship`): one attempt; if it
+    /// fails, the `.gz` is shipped from disk right after, with the policy of its command.
+    pub const SHIP_WHILE_COMPRESSED: Policy = Policy {
         max_attempts: 1,
         ..Policy::SHIP_IN_COMMAND
     };

@@ -22,4 +22,5 @@ mod routes;
 mod s3;
 mod signal;
 mod status_json;
+mod stream;
 mod syslog;

@@ -222,7 +222,17 @@ fn a_multipart_upload_to_s3_draws_its_bar_on_a_terminal() {
     write_log(&env, 0, LINES, Some(&mut Rng::new(14)));
     let mut run = None;
     let logged = logged_by(&env, || {
-        let mut cmd = env.fasttrack("rotate", &["--reopen", "none", "--part-size", "5MiB"]);
+        // Compress, then upload: two bars (uploaded while compressed, it would draw the first only).
+        let mut cmd = env.fasttrack(
+            "rotate",
+            &[
+                "--reopen",
+                "none",
+                "--part-size",
+                "5MiB",
+                "--upload-while-compressing=false",
+            ],
+        );
         cmd.env("TERM", "xterm-256color");
         run = Some(run_on_terminal(&mut cmd));
     });

@@ -91,6 +91,8 @@ pub struct S3Options {
     pub tags: Vec<values::Tag>,
     /// Also tag log objects with their incident id and statuses (`--tag-incident`).
     pub tag_incident: bool,
+    /// Ship a large rotated log while it is compressed (`--upload-while-compressing`).
+    pub upload_while_compressing: bool,
     pub sse: Option<Sse>,
     pub checksum: ChecksumMode,
     pub part_size: u64,
@@ -353,6 +355,11 @@ fn s3_options(src: &Sources) -> anyhow::Result<S3Options> {
         tag_incident: src
             .value("tag-incident", |l| &l.s3.tag_incident)?
             .is_some_and(|t| t.0),
+        upload_while_compressing: src
+            .value("upload-while-compressing", |l| {
+                &l.s3.upload_while_compressing
+            })?
+            .map_or(true, |t| t.0),
         sse: sse(src)?,
         checksum: src
             .value("checksum", |l| &l.s3.checksum)?

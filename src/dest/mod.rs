@@ -6,6 +6,7 @@ pub mod local;
 pub mod s3;
 
 use crate::config::{Config, DestUrl};
+use crate::growing::Reader;
 use crate::naming::ObjectKey;
 use crate::progress::Progress;
 use anyhow::Result;
@@ -168,6 +169,30 @@ pub trait Destination: Send + Sync {
         meta: &ObjectMeta,
         progress: &dyn Progress,
     ) -> Result<Shipped, ShipError>;
+
+    /// The smallest plain file worth shipping while it is compressed ([`Self::ship_growing`]),
+    /// or `None` where the destination cannot (then every file is shipped once compressed).
+    fn ships_growing_from(&self) -> Option<u64> {
+        None
+    }
+
+    /// Writes the `.gz` that is being written to `growing` at `key`, as [`Self::ship`] does a
+    /// file, reading its bytes as they arrive; it completes only once the file is complete and
+    /// durable, and fails if it never is. `meta.sha256` is empty (the `.gz` is not whole yet):
+    /// the object is identified by the plain file's sums in `meta.metadata`.
+    fn ship_growing(
+        &self,
+        key: &ObjectKey,
+        growing: &Reader,
+        meta: &ObjectMeta,
+        progress: &dyn Progress,
+    ) -> Result<Shipped, ShipError> {
+        let _ = (key, meta, progress);
+        Err(ShipError::permanent(format!(
+            "this destination cannot ship {} while it is written",
+            growing.path().display()
+        )))
+    }
 
     /// Reachable, writable, credentials: each as a line of `fasttrack check`.
     fn check(&self, probe_key: &ObjectKey) -> Vec<CheckItem>;

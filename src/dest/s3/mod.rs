@@ -20,6 +20,7 @@
 use super::{CheckItem, Destination, Link, ObjectMeta, ShipError, Shipped};
 use crate::config::{ChecksumMode, ConfigError, S3Options, Sse};
 use crate::fsutil::{atomic_write, create_private_dir, FileAccess};
+use crate::growing::Reader;
 use crate::naming::ObjectKey;
 use crate::progress::Progress;
 use crate::retry::Policy;
@@ -83,8 +84,11 @@ macro_rules! with_object_options {
 // After the macro: the submodules use it.
 mod check;
 mod errors;
+mod identity;
 mod link;
 mod multipart;
+
+use identity::{plain_sums, Ours};
 mod read;
 
 use errors::{is_precondition_failed, mismatch, Action};
@@ -97,6 +101,9 @@ struct Source<'a> {
     progress: &'a dyn Progress,
     /// The `x-amz-tagging` of the object ([`ObjectMeta::tagging`]).
     tagging: Option<String>,
+    /// The `.gz` is still being written ([`S3Dest::ship_growing`]): `size` is the plain file's,
+    /// a bound of what it will be.
+    growing: Option<&'a Reader>,
 }
 
 pub struct S3Dest {
@@ -245,75 +252,6 @@ impl S3Dest {
         matches!(self.opts.sse, Some(Sse::Kms { .. }))
     }
 
-    /// The object's size and our sha256 metadata, if it exists.
-    async fn head(
-        &self,
-        key: &ObjectKey,
-    ) -> Result<Option<(u64, Option<String>, Option<String>)>, ShipError> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .set_expected_bucket_owner(self.owner())
-            .key(key.as_str())
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Some((
-                out.content_length().unwrap_or(0).max(0) as u64,
-                out.metadata().and_then(|m| m.get(META_SHA256).cloned()),
-                out.e_tag().map(|e| e.trim_matches('"').to_string()),
-            ))),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
-            Err(e) => Err(self.classify(e, Action::Head, key.as_str())),
-        }
-    }
-
-    /// An object already at the key: the same bytes count as shipped, anything else is a conflict.
-    /// Our sha256 metadata decides. A store that kept no metadata (rclone serve s3 holds it in
-    /// memory only, so a restart of the store forgets it: tests/s3.rs) is compared by the ETag
-    /// of a single-part object, the MD5 of its bytes: `md5` when the caller has it, else read
-    /// from `file` (one more pass over the file, on this rare path only).
-    async fn compare_existing(
-        &self,
-        key: &ObjectKey,
-        size: u64,
-        sha256: &str,
-        md5: Option<&str>,
-        file: Option<&Path>,
-    ) -> Result<Option<Shipped>, ShipError> {
-        let Some((existing_size, existing_sha, etag)) = self.head(key).await? else {
-            return Ok(None);
-        };
-        let same = existing_size == size
-            && match (existing_sha.as_deref(), md5, etag.as_deref()) {
-                (Some(s), _, _) => s == sha256,
-                (None, Some(m), Some(e)) => m == e,
-                (None, None, Some(e)) if is_md5_hex(e) && !self.is_kms() => match file {
-                    Some(file) => {
-                        let file = file.to_path_buf();
-                        let (md5, _) = tokio::task::spawn_blocking(move || {
-                            multipart::sums_of_range(&file, 0, size)
-                        })
-                        .await
-                        .map_err(anyhow::Error::from)??;
-                        hex::encode(md5).eq_ignore_ascii_case(e)
-                    }
-                    None => false,
-                },
-                _ => false,
-            };
-        if same {
-            Ok(Some(Shipped::AlreadyThere { bytes: size }))
-        } else {
-            Err(ShipError::permanent(format!(
-                "{} already exists with different contents ({existing_size} bytes); fasttrack never \
-                 overwrites a shipped log: remove it, or check that no two hosts ship under the same --host",
-                self.url(key.as_str())
-            )))
-        }
-    }
-
     /// Once per process: a missing bucket or a wrong region is reported as such, before any
     /// upload (some S3-compatible stores would otherwise create the bucket on the fly).
     /// A one-key listing rather than HeadBucket: a HEAD response has no body, so the store
@@ -337,25 +275,6 @@ impl S3Dest {
         Ok(())
     }
 
-    /// `If-None-Match: *` failed: the object appeared since our HeadObject (an earlier run of
-    /// ours finishing late); it counts as shipped only if it holds our bytes.
-    async fn written_meanwhile(
-        &self,
-        key: &ObjectKey,
-        size: u64,
-        sha256: &str,
-        md5: Option<&str>,
-    ) -> Result<Shipped, ShipError> {
-        self.compare_existing(key, size, sha256, md5, None)
-            .await?
-            .ok_or_else(|| {
-                ShipError::retryable(format!(
-                    "{} exists and then vanished; will retry",
-                    self.url(key.as_str())
-                ))
-            })
-    }
-
     async fn ship_async(
         &self,
         key: &ObjectKey,
@@ -370,10 +289,15 @@ impl S3Dest {
         let size = std::fs::metadata(file)
             .with_context(|| format!("cannot stat {}", file.display()))?
             .len();
-        if let Some(shipped) = self
-            .compare_existing(key, size, &sha256, None, Some(file))
-            .await?
-        {
+        let plain = plain_sums(meta.metadata.iter().map(|(k, v)| (k, v)));
+        let ours = Ours {
+            size: Some(size),
+            sha256: Some(&sha256),
+            plain: plain.as_ref(),
+            md5: None,
+            file: Some(file),
+        };
+        if let Some(shipped) = self.compare_existing(key, &ours).await? {
             return Ok(shipped);
         }
         let mut metadata: HashMap<String, String> = meta
@@ -387,12 +311,13 @@ impl S3Dest {
             size,
             progress,
             tagging: meta.tagging(),
+            growing: None,
         };
         if size <= self.opts.part_size {
-            self.put_single(key, &source, &sha256, meta.content_type, metadata)
+            self.put_single(key, &source, &ours, meta.content_type, metadata)
                 .await
         } else {
-            self.put_multipart(key, &source, &sha256, meta.content_type, metadata)
+            self.put_multipart(key, &source, &ours, meta.content_type, metadata)
                 .await
         }
     }
@@ -401,7 +326,7 @@ impl S3Dest {
         &self,
         key: &ObjectKey,
         source: &Source<'_>,
-        sha256: &str,
+        ours: &Ours<'_>,
         content_type: &str,
         metadata: HashMap<String, String>,
     ) -> Result<Shipped, ShipError> {
@@ -426,9 +351,12 @@ impl S3Dest {
         let out = match req.send().await {
             Ok(out) => out,
             Err(e) if is_precondition_failed(&e) => {
-                return self
-                    .written_meanwhile(key, size, sha256, Some(&hex::encode(md5)))
-                    .await;
+                let md5 = hex::encode(md5);
+                let ours = Ours {
+                    md5: Some(&md5),
+                    ..*ours
+                };
+                return self.written_meanwhile(key, &ours).await;
             }
             Err(e) => return Err(self.classify(e, Action::Put, key.as_str())),
         };
@@ -455,7 +383,7 @@ impl S3Dest {
         let ok = if etag_is_md5 && !self.is_kms() {
             etag == Some(expected)
         } else {
-            self.head(key).await?.is_some_and(|(s, _, _)| s == size)
+            self.head(key).await?.is_some_and(|e| e.size == size)
         };
         if ok {
             return Ok(());
@@ -520,6 +448,24 @@ impl Destination for S3Dest {
         progress: &dyn Progress,
     ) -> Result<Shipped, ShipError> {
         self.rt.block_on(self.ship_async(key, file, meta, progress))
+    }
+
+    fn ships_growing_from(&self) -> Option<u64> {
+        // Below two parts the upload would hardly start before compression ends.
+        self.opts
+            .upload_while_compressing
+            .then_some(2 * self.opts.part_size)
+    }
+
+    fn ship_growing(
+        &self,
+        key: &ObjectKey,
+        growing: &Reader,
+        meta: &ObjectMeta,
+        progress: &dyn Progress,
+    ) -> Result<Shipped, ShipError> {
+        self.rt
+            .block_on(self.ship_growing_async(key, growing, meta, progress))
     }
 
     fn link(&self, key: &ObjectKey, expiry: Duration) -> Result<Link> {

@@ -3,6 +3,7 @@
 //! completion checked against the MD5 of the part MD5s.
 
 use super::*;
+use crate::growing::Range;
 
 /// A part sent and what the store answered for it.
 pub(super) struct SentPart {
@@ -50,11 +51,58 @@ impl S3Dest {
         Ok(())
     }
 
+    /// Ships the `.gz` being written to `growing` as a multipart upload whose parts start as
+    /// their bytes exist (src/spool/stream.rs); `meta` names the plain file's sums, by which
+    /// an object a crashed attempt left is recognised.
+    pub(super) async fn ship_growing_async(
+        &self,
+        key: &ObjectKey,
+        growing: &Reader,
+        meta: &ObjectMeta,
+        progress: &dyn Progress,
+    ) -> Result<Shipped, ShipError> {
+        self.ensure_bucket(key).await?;
+        self.abort_leftover(key).await?;
+        let plain = plain_sums(meta.metadata.iter().map(|(k, v)| (k, v)));
+        let Some(plain_bytes) = plain.as_ref().and_then(|p| p[1].parse::<u64>().ok()) else {
+            return Err(ShipError::permanent(format!(
+                "cannot ship {} while it is written: its metadata lacks the plain file's sums",
+                growing.path().display()
+            )));
+        };
+        let ours = Ours {
+            size: None,
+            sha256: None,
+            plain: plain.as_ref(),
+            md5: None,
+            file: None,
+        };
+        if let Some(shipped) = self.compare_existing(key, &ours).await? {
+            // Counted as shipped only once the local copy is whole too.
+            growing.size().await?;
+            return Ok(shipped);
+        }
+        let metadata: HashMap<String, String> = meta
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), ascii(v)))
+            .collect();
+        let source = Source {
+            path: growing.path(),
+            size: plain_bytes,
+            progress,
+            tagging: meta.tagging(),
+            growing: Some(growing),
+        };
+        self.put_multipart(key, &source, &ours, meta.content_type, metadata)
+            .await
+    }
+
     pub(super) async fn put_multipart(
         &self,
         key: &ObjectKey,
         source: &Source<'_>,
-        sha256: &str,
+        ours: &Ours<'_>,
         content_type: &str,
         metadata: HashMap<String, String>,
     ) -> Result<Shipped, ShipError> {
@@ -89,9 +137,12 @@ impl S3Dest {
         )?;
 
         let result = async {
-            let parts = self.upload_parts(key, &upload_id, source).await?;
-            self.complete(key, &upload_id, source.size, sha256, parts)
-                .await
+            let (parts, size) = self.upload_parts(key, &upload_id, source).await?;
+            let ours = Ours {
+                size: Some(size),
+                ..*ours
+            };
+            self.complete(key, &upload_id, &ours, parts).await
         }
         .await;
         if result.is_err() {
@@ -120,28 +171,43 @@ impl S3Dest {
     }
 
     /// Sends the parts, at most `upload_concurrency` at a time, each read from disk when its turn
-    /// comes; each part the store acknowledged is reported to the source's progress.
+    /// comes (for a growing file, once its bytes are written); each part the store
+    /// acknowledged is reported to the source's progress. Returns them and the object's size.
     pub(super) async fn upload_parts(
         &self,
         key: &ObjectKey,
         upload_id: &str,
         source: &Source<'_>,
-    ) -> Result<Vec<SentPart>, ShipError> {
+    ) -> Result<(Vec<SentPart>, u64), ShipError> {
         let (file, size) = (source.path, source.size);
         // S3 allows 10 000 parts: a file too large for the configured size gets larger parts.
-        let part_size = self.opts.part_size.max(size.div_ceil(MAX_PARTS));
-        let count = size.div_ceil(part_size);
+        // A growing .gz is at most a little larger than its plain file (stored blocks, headers).
+        let bound = match source.growing {
+            Some(_) => size + size / 1000 + (1 << 20),
+            None => size,
+        };
+        let part_size = self.opts.part_size.max(bound.div_ceil(MAX_PARTS));
+        // Until a growing file ends, the number of parts is not known.
+        let mut count = match source.growing {
+            Some(_) => u64::MAX,
+            None => size.div_ceil(part_size),
+        };
         // Parts stream from the file: memory stays at a few small read buffers per part in
         // flight, whatever the part size. The MD5 (Content-MD5, and the ETag to check) and the
         // CRC32 are computed first by reading the part once with a small buffer.
         let crc32_headers = self.crc32_headers();
         let mut in_flight = tokio::task::JoinSet::new();
         let mut next: u64 = 0;
-        let mut sent = Vec::with_capacity(count as usize);
+        let mut sent = Vec::new();
+        let mut total = 0u64;
         while next < count || !in_flight.is_empty() {
             while next < count && in_flight.len() < self.opts.upload_concurrency {
                 let offset = next * part_size;
-                let len = part_size.min(size - offset);
+                let growing = source.growing.cloned();
+                let len = match growing {
+                    Some(_) => part_size,
+                    None => part_size.min(size - offset),
+                };
                 let number = (next + 1) as i32;
                 let path = file.to_path_buf();
                 let request = self
@@ -153,19 +219,35 @@ impl S3Dest {
                     .upload_id(upload_id)
                     .part_number(number);
                 in_flight.spawn(async move {
+                    let (len, open) = match &growing {
+                        Some(g) => match g.range(offset, len).await? {
+                            Range::Bytes(len) => (len, Some(g.open()?)),
+                            Range::Past => return Ok(None),
+                        },
+                        None => (len, None),
+                    };
+                    let sum_file = match &open {
+                        Some(f) => f.try_clone().context("cannot read the growing file")?,
+                        None => File::open(&path)
+                            .with_context(|| format!("cannot open {}", path.display()))?,
+                    };
                     let sum_path = path.clone();
-                    let (md5, crc32) =
-                        tokio::task::spawn_blocking(move || sums_of_range(&sum_path, offset, len))
-                            .await??;
+                    let (md5, crc32) = tokio::task::spawn_blocking(move || {
+                        sums_of_file_range(&sum_file, &sum_path, offset, len)
+                    })
+                    .await??;
                     let crc32 = crc32_headers.then_some(crc32);
-                    let body = ByteStream::read_from()
-                        .path(&path)
-                        .offset(offset)
-                        .length(Length::Exact(len))
-                        .buffer_size(STREAM_BUFFER)
-                        .build()
-                        .await
-                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    // Its own open file (its own offset): parts are read at once.
+                    let body = match open {
+                        Some(f) => ByteStream::read_from().file(tokio::fs::File::from_std(f)),
+                        None => ByteStream::read_from().path(&path),
+                    }
+                    .offset(offset)
+                    .length(Length::Exact(len))
+                    .buffer_size(STREAM_BUFFER)
+                    .build()
+                    .await
+                    .context("cannot read a part")?;
                     let out = request
                         .body(body)
                         .content_length(len as i64)
@@ -173,14 +255,21 @@ impl S3Dest {
                         .set_checksum_crc32(crc32.map(|c| base64(c.to_be_bytes())))
                         .send()
                         .await;
-                    Ok::<_, anyhow::Error>((number, len, md5, crc32, out))
+                    Ok::<_, anyhow::Error>(Some((number, len, md5, crc32, out)))
                 });
                 next += 1;
             }
             let Some(joined) = in_flight.join_next().await else {
                 break;
             };
-            let (number, len, md5, crc32, out) = joined.context("an upload task failed")??;
+            let Some((number, len, md5, crc32, out)) =
+                joined.context("an upload task failed")??
+            else {
+                // A growing file ended before this part: no more parts.
+                count = count.min(next);
+                continue;
+            };
+            total += len;
             let out = out.map_err(|e| self.classify(e, Action::Multipart, key.as_str()))?;
             let etag = out
                 .e_tag()
@@ -202,17 +291,17 @@ impl S3Dest {
             });
         }
         sent.sort_by_key(|p| p.number);
-        Ok(sent)
+        Ok((sent, total))
     }
 
     pub(super) async fn complete(
         &self,
         key: &ObjectKey,
         upload_id: &str,
-        size: u64,
-        sha256: &str,
+        ours: &Ours<'_>,
         parts: Vec<SentPart>,
     ) -> Result<Shipped, ShipError> {
+        let size = ours.size.unwrap_or_default();
         let mut all = Md5::new();
         for p in &parts {
             all.update(p.md5);
@@ -246,7 +335,7 @@ impl S3Dest {
         {
             Ok(out) => out,
             Err(e) if is_precondition_failed(&e) => {
-                return self.written_meanwhile(key, size, sha256, None).await;
+                return self.written_meanwhile(key, ours).await;
             }
             Err(e) => return Err(self.classify(e, Action::Multipart, key.as_str())),
         };
@@ -259,6 +348,11 @@ impl S3Dest {
 /// The MD5 and CRC32 of `len` bytes of `path` from `offset`, read with a small buffer.
 pub(super) fn sums_of_range(path: &Path, offset: u64, len: u64) -> Result<([u8; 16], u32)> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    sums_of_file_range(&file, path, offset, len)
+}
+
+/// [`sums_of_range`] of a file already open (`path` names it in errors).
+fn sums_of_file_range(file: &File, path: &Path, offset: u64, len: u64) -> Result<([u8; 16], u32)> {
     let mut md5 = Md5::new();
     let mut crc = crc32fast::Hasher::new();
     let mut buf = vec![0u8; STREAM_BUFFER];
