@@ -167,7 +167,7 @@ pub struct CommonArgs {
     #[arg(long, env = "FASTTRACK_LOG_FILE", global = true, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
-    /// gzip level, 1 (fastest) to 9 (smallest) [default: 6]
+    /// Compression level, 1 (fastest) to 9 (smallest), libdeflate's [default: 5]
     #[arg(
         long,
         env = "FASTTRACK_COMPRESSION_LEVEL",

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::dest::{self, ShipError};
 use crate::digest::sidecar;
 use crate::exit::Outcome;
+use crate::fsutil::FileAccess;
 use crate::metrics::{self, Counters, FailureKind, Step};
 use crate::progress::Progress;
 use crate::reopen::Reopener;
@@ -204,15 +205,27 @@ fn run_locked(
                 },
                 rotation.millis
             );
-            // The digest is written before compressing: the plain file is at hand for a scan.
-            write_digest(config, &rotation, stream.as_ref(), last_suffix_before);
-            let started = tally.begin(Step::Compress);
             let suffix = rotation.name.suffix;
+            let digest = (stream.as_ref(), last_suffix_before);
+            let started = tally.begin(Step::Compress);
             if streams(&shipper, suffix)? {
-                // Compression and upload overlap: the step's time is both (metrics).
+                // The upload's metadata carries the digest's headline: digest first. Then
+                // compression and upload overlap (the step's time is both, in the metrics).
+                write_digest(config, &rotation, digest, None);
                 compress_and_ship(&shipper, suffix)?;
             } else {
-                compress(config, suffix, (state_dir, lock), (cancel, progress), None)?;
+                // The digest's scan (when the stream's digest does not cover the file) reads
+                // the plain file while compression does, on its own thread.
+                let opened = std::fs::File::open(&rotation.path).ok();
+                std::thread::scope(|scope| {
+                    let digesting = scope.spawn(|| write_digest(config, &rotation, digest, opened));
+                    let compressed =
+                        compress(config, suffix, (state_dir, lock), (cancel, progress), None);
+                    if digesting.join().is_err() {
+                        warn!("the digest of {} panicked", rotation.path.display());
+                    }
+                    compressed
+                })?;
             }
             tally.end(Step::Compress, started);
             let file = rotation.name.to_string();
@@ -254,18 +267,25 @@ fn run_locked(
 fn write_digest(
     config: &Config,
     rotation: &Rotation,
-    stream: Option<&StreamHandoff>,
-    last_suffix_before: Option<u64>,
+    (stream, last_suffix_before): (Option<&StreamHandoff>, Option<u64>),
+    opened: Option<std::fs::File>,
 ) {
     let taken = stream.and_then(|s| s.lock().ok().and_then(|mut g| g.take()));
     let name = rotation.name.to_string();
-    let Some(d) =
-        sidecar::digest_for_rotated(config, &rotation.path, &name, taken, last_suffix_before)
+    // The sidecar's access is the log's, taken before compression may remove the log.
+    let access = match &opened {
+        Some(f) => f
+            .metadata()
+            .map_or(FileAccess::OWNER_ONLY, |m| FileAccess::derived_from(&m)),
+        None => FileAccess::derived_from_path(&rotation.path),
+    };
+    let plain = (rotation.path.as_path(), opened);
+    let Some(d) = sidecar::digest_for_rotated(config, plain, &name, taken, last_suffix_before)
     else {
         return;
     };
     let sidecar = sidecar::sidecar_path(config, rotation.name.suffix);
-    if let Err(e) = sidecar::write_sidecar(&sidecar, &d, &rotation.path) {
+    if let Err(e) = sidecar::write_sidecar_as(&sidecar, &d, access) {
         warn!("{e:#}; the digest is rebuilt when the file is shipped");
     }
 }

@@ -32,7 +32,8 @@ const DEFAULT_LOG: &str = "/var/log/docker.log";
 const DEFAULT_STATE_DIR: &str = "/var/lib/fasttrack";
 pub const DEFAULT_LOG_FILE: &str = "/var/log/fasttrack.log";
 const DEFAULT_KEEP: usize = 10;
-const DEFAULT_LEVEL: u32 = 6;
+/// libdeflate's level 5: smaller than `gzip -6` (0.97x) and faster than `pigz` (BENCHMARKS.md, figure 8).
+const DEFAULT_LEVEL: u32 = 5;
 const DEFAULT_QUIET: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(600);
 const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);

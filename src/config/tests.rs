@@ -69,7 +69,7 @@ fn defaults_when_nothing_is_set() {
     assert_eq!(c.state_dir, PathBuf::from("/var/lib/fasttrack"));
     assert_eq!(c.host, "sysname");
     assert_eq!(c.keep, 10);
-    assert_eq!(c.compression_level, 6);
+    assert_eq!(c.compression_level, 5);
     assert!((1..=8).contains(&c.compression_threads));
     assert_eq!(c.quiet, Duration::from_secs(30));
     assert_eq!(c.max_wait, Duration::from_secs(600));

@@ -5,7 +5,7 @@
 //! A rotated file whose digest cannot be built from the stream gets one from a scan of the
 //! file itself, and a shipped file without one is shipped anyway (with a warning).
 
-use super::scan::scan_path;
+use super::scan::{scan_path, scan_reader};
 use crate::config::Config;
 use crate::digest::{Builder, Digest};
 use crate::fsutil::{atomic_write, FileAccess};
@@ -37,9 +37,14 @@ pub fn read_sidecar(path: &Path) -> Result<Option<Digest>> {
 /// Writes the digest of `log` (the rotated file, plain or gzipped) to `path`, no more readable
 /// than `log`: its examples are lines of it.
 pub fn write_sidecar(path: &Path, digest: &Digest, log: &Path) -> Result<()> {
+    write_sidecar_as(path, digest, FileAccess::derived_from_path(log))
+}
+
+/// [`write_sidecar`] with the access of the log given (the log may be gone by then).
+pub fn write_sidecar_as(path: &Path, digest: &Digest, access: FileAccess) -> Result<()> {
     let mut text = serde_json::to_vec_pretty(digest).context("cannot serialise the digest")?;
     text.push(b'\n');
-    atomic_write(path, &text, FileAccess::derived_from_path(log))
+    atomic_write(path, &text, access)
 }
 
 /// The digest's headline, as object metadata (S3 keeps 2 KB of it: values are short).
@@ -71,10 +76,10 @@ pub fn headline_metadata(d: &Digest) -> Vec<(String, String)> {
 }
 
 /// The digest a rotated file gets: the stream's when it covers the file exactly, else a
-/// scan of the file. `None` (and a warning) when neither works: the file ships anyway.
+/// scan of the file (`opened`, when given: the file at `plain` may be removed meanwhile). `None` (and a warning) when neither works: the file ships anyway.
 pub fn digest_for_rotated(
     config: &Config,
-    plain: &Path,
+    (plain, opened): (&Path, Option<std::fs::File>),
     log_name: &str,
     stream: Option<Builder>,
     last_suffix_before: Option<u64>,
@@ -95,7 +100,12 @@ pub fn digest_for_rotated(
                     b.lines()
                 );
             }
-            match scan_path(plain, &config.incident) {
+            let scanned = match opened {
+                Some(mut file) => scan_reader(&mut file, &config.incident)
+                    .with_context(|| format!("cannot digest {}", plain.display())),
+                None => scan_path(plain, &config.incident),
+            };
+            match scanned {
                 Ok(b) => Some(b),
                 Err(e) => {
                     tracing::warn!("no digest for {log_name}: {e:#}");

@@ -15,7 +15,6 @@
 
 use super::ship::{self, Body, PlainSums, Shipper};
 use super::{path_of, Spool};
-use crate::digest::sidecar;
 use crate::growing::Growing;
 use crate::naming::{RotatedName, Stage};
 use crate::retry::Policy;
@@ -27,8 +26,8 @@ use std::time::Instant;
 use tracing::warn;
 
 /// Whether the log rotated with `suffix` is shipped while it is compressed: the destination
-/// can follow a growing file and finds the plain file large enough to be worth it, its
-/// digest is written, and no older file waits to be shipped first (files go oldest first).
+/// can follow a growing file and finds the plain file large enough to be worth it, and no
+/// older file waits to be shipped first (files go oldest first).
 pub fn streams(s: &Shipper, suffix: u64) -> Result<bool> {
     let plain = path_of(s.config, suffix, Stage::Plain);
     let Some(from) = s.dest.ships_growing_from() else {
@@ -37,7 +36,7 @@ pub fn streams(s: &Shipper, suffix: u64) -> Result<bool> {
     let size = std::fs::metadata(&plain)
         .with_context(|| format!("cannot stat {}", plain.display()))?
         .len();
-    if size < from || !sidecar::sidecar_path(s.config, suffix).exists() {
+    if size < from {
         return Ok(false);
     }
     let state = s.state_dir.load()?;
