@@ -341,7 +341,7 @@ pub struct S3Args {
     #[arg(long, env = "FASTTRACK_CHECKSUM", global = true, value_name = "WHEN")]
     pub checksum: Option<Given<OrBlank<ChecksumMode>>>,
 
-    /// Files larger than this go up as multipart uploads of parts this size (5MiB..5GiB) [default: 16MiB]
+    /// Files larger than this go up as multipart uploads of parts this size (5MiB..5GiB) [default: 8MiB]
     #[arg(long, env = "FASTTRACK_PART_SIZE", global = true, value_name = "SIZE")]
     pub part_size: Option<Given<PartSize>>,
 

@@ -209,10 +209,11 @@ fn run_locked(
             let digest = (stream.as_ref(), last_suffix_before);
             let started = tally.begin(Step::Compress);
             if streams(&shipper, suffix)? {
-                // The upload's metadata carries the digest's headline: digest first. Then
-                // compression and upload overlap (the step's time is both, in the metrics).
-                write_digest(config, &rotation, digest, None);
-                compress_and_ship(&shipper, suffix)?;
+                // Compression, digest and upload overlap (the step's time is all three, in
+                // the metrics); the upload begins once the digest it carries is written.
+                compress_and_ship(&shipper, suffix, |opened| {
+                    write_digest(config, &rotation, digest, opened);
+                })?;
             } else {
                 // The digest's scan (when the stream's digest does not cover the file) reads
                 // the plain file while compression does, on its own thread.

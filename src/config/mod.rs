@@ -38,7 +38,8 @@ const DEFAULT_QUIET: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(600);
 const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_RETRY_MAX_DELAY: Duration = Duration::from_secs(60);
-const DEFAULT_PART_SIZE: u64 = 16 * 1024 * 1024;
+/// The AWS CLI's default too; small enough that an upload while compressing starts early.
+const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 const DEFAULT_UPLOAD_CONCURRENCY: usize = 4;
 const DEFAULT_UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_TOP: usize = 10;

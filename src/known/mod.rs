@@ -17,7 +17,7 @@
 
 pub mod store;
 
-use crate::digest::sidecar::write_sidecar;
+use crate::digest::sidecar::write_sidecar_as;
 use crate::digest::Digest;
 use crate::fsutil::{atomic_write, FileAccess};
 use crate::state::{StateDir, StateLock};
@@ -30,14 +30,14 @@ use tracing::warn;
 pub const STORE_FILE: &str = "known-messages.json";
 
 /// Marks the top messages of `digest`, the final digest of `incident` (the shipped file's
-/// name), records them in the store and rewrites the digest beside the log (`sidecar`, no
-/// more readable than `log`). Returns the digest to ship and notify: the marked one, or the
+/// name), records them in the store and rewrites the digest beside the log (`sidecar`, with
+/// the log's `access`). Returns the digest to ship and notify: the marked one, or the
 /// one given when it was marked already or its marks could not be written.
 pub fn mark(
     state_dir: &StateDir,
     _proof: &StateLock,
     incident: &str,
-    (sidecar, log): (&Path, &Path),
+    (sidecar, access): (&Path, FileAccess),
     digest: Digest,
 ) -> Digest {
     if !store::needs_marks(&digest) {
@@ -54,7 +54,7 @@ pub fn mark(
             warn!("{e:#}; {incident} is marked but not remembered: the next incidents may call its messages new");
         }
     }
-    match write_sidecar(sidecar, &marked, log) {
+    match write_sidecar_as(sidecar, &marked, access) {
         Ok(()) => marked,
         Err(e) => {
             warn!("{e:#}; {incident} is shipped without its new/known marks (the next attempt marks it)");
@@ -141,7 +141,7 @@ mod tests {
             &state_dir,
             &lock,
             "docker.log-1.gz",
-            (&sidecar, &log),
+            (&sidecar, FileAccess::derived_from_path(&log)),
             incident(&[A]),
         );
         assert!(one.messages[0].seen.as_ref().unwrap().is_new());
@@ -153,7 +153,7 @@ mod tests {
             &state_dir,
             &lock,
             "docker.log-1.gz",
-            (&sidecar, &log),
+            (&sidecar, FileAccess::derived_from_path(&log)),
             one.clone(),
         );
         assert_eq!(again, one, "a marked digest is left as it is");
@@ -161,7 +161,7 @@ mod tests {
             &state_dir,
             &lock,
             "docker.log-2.gz",
-            (&sidecar, &log),
+            (&sidecar, FileAccess::derived_from_path(&log)),
             incident(&[A, B]),
         );
         let seen: Vec<(&str, u64)> = two

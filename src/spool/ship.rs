@@ -96,7 +96,7 @@ pub fn ship_pending(s: &Shipper, retry: Policy) -> Result<ShipReport> {
             continue;
         }
         let gz = path_of(s.config, suffix, Stage::Compressed);
-        let prepared = prepare(s, suffix, &gz)?;
+        let prepared = prepare(s, suffix, (&gz, FileAccess::derived_from_path(&gz)))?;
         let meta = object_meta(
             s.config,
             &state,
@@ -121,9 +121,9 @@ pub fn ship_pending(s: &Shipper, retry: Policy) -> Result<ShipReport> {
 }
 
 /// The log's key, its final digest (marked new or known) and its digest's object. `log` is
-/// the file whose access the rewritten digest takes (the `.gz`, or the plain file while the
-/// `.gz` is being written).
-pub fn prepare(s: &Shipper, suffix: u64, log: &Path) -> Result<Prepared> {
+/// the file scanned if the digest is missing (the `.gz`, or the plain file while the `.gz` is
+/// being written) and `access` the log's, which the rewritten digest takes.
+pub fn prepare(s: &Shipper, suffix: u64, log: (&Path, FileAccess)) -> Result<Prepared> {
     let config = s.config;
     let dest_url = config.require_dest()?;
     let name = RotatedName::new(config.log_name(), suffix, Stage::Compressed).to_string();
@@ -351,13 +351,13 @@ fn notify_job(
 fn final_digest(
     config: &Config,
     suffix: u64,
-    log: &Path,
+    (log, access): (&Path, FileAccess),
     name: &str,
     (state_dir, lock): (&StateDir, &StateLock),
 ) -> Result<Option<Digest>> {
-    let digest = ensure_digest(config, suffix, log)?;
+    let digest = ensure_digest(config, suffix, (log, access))?;
     let sidecar = sidecar::sidecar_path(config, suffix);
-    Ok(digest.map(|d| known::mark(state_dir, lock, name, (&sidecar, log), d)))
+    Ok(digest.map(|d| known::mark(state_dir, lock, name, (&sidecar, access), d)))
 }
 
 /// The digest of a compressed file: its JSON next to it, or (a file rotated by an older
@@ -366,7 +366,11 @@ fn final_digest(
 /// cannot be written, the file cannot be read) is an error: the file stays pending and the
 /// next run digests it, instead of shipping it without its digest for good, or failing later
 /// on a JSON that was never written (found by tests/faults.rs).
-fn ensure_digest(config: &Config, suffix: u64, log: &Path) -> Result<Option<Digest>> {
+fn ensure_digest(
+    config: &Config,
+    suffix: u64,
+    (log, access): (&Path, FileAccess),
+) -> Result<Option<Digest>> {
     let path = sidecar::sidecar_path(config, suffix);
     match sidecar::read_sidecar(&path) {
         Ok(Some(d)) => return Ok(Some(d)),
@@ -378,7 +382,7 @@ fn ensure_digest(config: &Config, suffix: u64, log: &Path) -> Result<Option<Dige
             let mut d = b.digest(&config.host, config.incident.top);
             d.log =
                 Some(RotatedName::new(config.log_name(), suffix, Stage::Compressed).to_string());
-            sidecar::write_sidecar(&path, &d, log)?;
+            sidecar::write_sidecar_as(&path, &d, access)?;
             info!("digested {}: {} incident lines", log.display(), d.lines);
             Ok(Some(d))
         }

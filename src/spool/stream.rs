@@ -15,12 +15,13 @@
 
 use super::ship::{self, Body, PlainSums, Shipper};
 use super::{path_of, Spool};
+use crate::fsutil::FileAccess;
 use crate::growing::Growing;
 use crate::naming::{RotatedName, Stage};
 use crate::retry::Policy;
 use anyhow::{anyhow, Context, Result};
 use std::fs::File;
-use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
 use tracing::warn;
@@ -48,15 +49,27 @@ pub fn streams(s: &Shipper, suffix: u64) -> Result<bool> {
     Ok(!older_waits)
 }
 
-/// Compresses the rotated log `suffix` and uploads it meanwhile. A compression error is the
-/// error, as [`super::compress`]'s; a failed upload is logged and leaves the `.gz` pending,
-/// for [`ship::ship_pending`] to ship from disk.
-pub fn compress_and_ship(s: &Shipper, suffix: u64) -> Result<()> {
+/// Compresses the rotated log `suffix` and uploads it meanwhile. Compression starts at once;
+/// this thread first writes the digest (`digest`, given the plain file opened: a scan when
+/// the stream's digest does not cover it), reads the plain file's sums, then uploads the parts
+/// written so far and the rest as they come. A compression error is the error, as
+/// [`super::compress`]'s; a failed upload is logged and leaves the `.gz` pending, for
+/// [`ship::ship_pending`] to ship from disk.
+pub fn compress_and_ship(
+    s: &Shipper,
+    suffix: u64,
+    digest: impl FnOnce(Option<File>) + Send,
+) -> Result<()> {
     let config = s.config;
     let plain = path_of(config, suffix, Stage::Plain);
-    // Before the compression starts: it removes the plain file when it is done.
-    let prepared = ship::prepare(s, suffix, &plain)?;
+    // Opened before the compression starts: it removes the plain file when it is done.
     let source = File::open(&plain).with_context(|| format!("cannot open {}", plain.display()))?;
+    let access = FileAccess::derived_from(
+        &source
+            .metadata()
+            .with_context(|| format!("cannot stat {}", plain.display()))?,
+    );
+    let for_digest = source.try_clone().ok();
     let growing = Growing::new(
         &path_of(config, suffix, Stage::Partial),
         &path_of(config, suffix, Stage::Compressed),
@@ -73,22 +86,24 @@ pub fn compress_and_ship(s: &Shipper, suffix: u64) -> Result<()> {
                 Some(&growing),
             )
         });
-        let uploaded = plain_sums(source, &plain)
-            .and_then(|sums| ship::streamed_meta(s, &prepared, &sums))
-            .and_then(|meta| {
-                let body = Body::Growing(&reader);
-                ship::upload(s, &prepared, &meta, body, Policy::SHIP_WHILE_COMPRESSED)
-            });
+        digest(for_digest);
+        let uploaded = ship::prepare(s, suffix, (&plain, access)).and_then(|prepared| {
+            let sums = plain_sums(&source, &plain)?;
+            let meta = ship::streamed_meta(s, &prepared, &sums)?;
+            let body = Body::Growing(&reader);
+            let sent = ship::upload(s, &prepared, &meta, body, Policy::SHIP_WHILE_COMPRESSED)?;
+            Ok((prepared, sent))
+        });
         let compressed = compressing
             .join()
             .unwrap_or_else(|_| Err(anyhow!("the compressing thread panicked")));
         compressed?;
         match uploaded {
-            Ok(Ok(shipped)) => {
+            Ok((prepared, Ok(shipped))) => {
                 ship::record(s, &prepared, &shipped, (started, Body::Growing(&reader)))?;
             }
             // Logged by upload(), naming the file; shipped from disk next.
-            Ok(Err(_)) => {}
+            Ok((_, Err(_))) => {}
             Err(e) => warn!(
                 "{e:#}; {} is shipped once compressed instead",
                 plain.display()
@@ -99,8 +114,8 @@ pub fn compress_and_ship(s: &Shipper, suffix: u64) -> Result<()> {
 }
 
 /// The lines, size and CRC-32 of the plain file, read from `file` (opened before the
-/// compression could remove it).
-fn plain_sums(mut file: File, path: &Path) -> Result<PlainSums> {
+/// compression could remove it) from its start, whatever its offset.
+fn plain_sums(file: &File, path: &Path) -> Result<PlainSums> {
     let mut buf = vec![0u8; 1 << 20];
     let mut sums = PlainSums {
         lines: 0,
@@ -109,7 +124,7 @@ fn plain_sums(mut file: File, path: &Path) -> Result<PlainSums> {
     };
     let mut crc = crc32fast::Hasher::new();
     loop {
-        let n = match file.read(&mut buf) {
+        let n = match file.read_at(&mut buf, sums.bytes) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -135,7 +150,7 @@ mod tests {
             .flat_map(|i| format!("line {i}\n").into_bytes())
             .collect();
         std::fs::write(&path, &body).unwrap();
-        let sums = plain_sums(File::open(&path).unwrap(), &path).unwrap();
+        let sums = plain_sums(&File::open(&path).unwrap(), &path).unwrap();
         assert_eq!(
             sums,
             PlainSums {
