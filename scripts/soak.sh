@@ -10,7 +10,11 @@
 #                                                     each live fault alone for 2 minutes, the
 #                                                     disk-full, hostile stdin and hostile files
 #                                                     tests, then all live faults for 10 minutes
+#   scripts/soak.sh --minutes 5 --rate 20000 --burst-every 10 --part-size 5MiB
+#                                                     logs large enough to be uploaded while
+#                                                     they are compressed
 # Other options: --rate LINES_PER_SEC (5000), --seed N (replays a run's fault schedule),
+# --burst-every SECONDS (3), --part-size SIZE (watch's, default its own),
 # --report FILE (the rows, tab-separated; default target/reliability/report.tsv).
 # Faults: kill kill-in-cycle reload hup s3-down slowdown reset hand-rotate clock.
 # Prints the table in RELIABILITY.md's format; exits non-zero if any run lost or duplicated a line.
@@ -18,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-minutes=10 each=2 rate=5000 faults=all seed= matrix=0 report=
+minutes=10 each=2 rate=5000 faults=all seed= matrix=0 report= burst_every=3 part_size=
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes=$2; shift 2 ;;
@@ -26,9 +30,11 @@ while [ $# -gt 0 ]; do
     --rate) rate=$2; shift 2 ;;
     --faults) faults=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
+    --burst-every) burst_every=$2; shift 2 ;;
+    --part-size) part_size=$2; shift 2 ;;
     --report) report=$2; shift 2 ;;
     --matrix) matrix=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "soak.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -57,7 +63,8 @@ run() { # $1: test filter, then FASTTRACK_SOAK_* settings
 }
 soak() { # $1 minutes, $2 faults
   run soak FASTTRACK_SOAK_MINUTES="$1" FASTTRACK_SOAK_FAULTS="$2" FASTTRACK_SOAK_RATE="$rate" \
-    ${seed:+FASTTRACK_SOAK_SEED=$seed}
+    FASTTRACK_SOAK_BURST_EVERY="$burst_every" ${seed:+FASTTRACK_SOAK_SEED=$seed} \
+    ${part_size:+FASTTRACK_SOAK_PART_SIZE=$part_size}
 }
 
 if [ "$matrix" = 1 ]; then

@@ -7,10 +7,12 @@
 //! exits is restarted by syslog-ng at once and picks up the persisted incident
 //! (docs/syslog-ng.md), so a panic anywhere is turned into an exit.
 //!
-//! A panic hook rather than `panic = "abort"`: the hook writes the reason (thread, message,
+//! A panic hook, whatever the panic strategy: the hook writes the reason (thread, message,
 //! place) to fasttrack's log file first, then exits with [`crate::exit::PANIC`], which
-//! syslog-ng treats like any other exit (never 127). abort would raise SIGABRT and dump a
-//! core of a process holding log lines, and exit with no word in fasttrack's own log.
+//! syslog-ng treats like any other exit (never 127). The release build's `panic = "abort"`
+//! (Cargo.toml, for its size) is never reached: the hook runs first and exits, where an abort
+//! would raise SIGABRT and dump a core of a process holding log lines, with no word in
+//! fasttrack's own log.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -115,6 +115,9 @@ struct Plan {
     rate: u64,
     /// A burst of 5xx lines opens every this many seconds; `--quiet 1s` rotates after each.
     burst_every: u64,
+    /// `watch`'s `--part-size` (the default when `None`): with logs of at least twice this,
+    /// each rotated log is uploaded while it is compressed.
+    part_size: Option<String>,
     faults: Vec<LiveFault>,
     seed: u64,
     /// The row's label in the report.
@@ -283,10 +286,11 @@ fn run_soak(plan: &Plan) {
     let mut env = TestEnv::new_s3();
     let proxy = Proxy::start(env.server().port, vec![], None);
     env.endpoint = Some(proxy.endpoint());
-    let sng = Arc::new(Mutex::new(SyslogNg::start(
-        &env,
-        Some(&["--quiet", "1s", "--retry-max-delay", "2s"]),
-    )));
+    let mut watch_args = vec!["--quiet", "1s", "--retry-max-delay", "2s"];
+    if let Some(size) = &plan.part_size {
+        watch_args.extend(["--part-size", size.as_str()]);
+    }
+    let sng = Arc::new(Mutex::new(SyslogNg::start(&env, Some(&watch_args))));
     let mut rng = Rng::new(plan.seed);
     eprintln!(
         "soak {}: {:?} at {} lines/s, faults {:?}, seed {} (FASTTRACK_SOAK_SEED), dir {}",
@@ -422,15 +426,28 @@ fn run_soak(plan: &Plan) {
     } else {
         "FAIL".to_string()
     };
+    // Logs large enough are uploaded while compressed: how many were (fasttrack's own log).
+    let streamed = std::fs::read_to_string(env.log_file())
+        .unwrap_or_default()
+        .matches("uploaded while compressed")
+        .count();
+    if plan.part_size.is_some() {
+        assert!(streamed > 0, "no log was uploaded while compressed\n{}", env.dump());
+    }
     report(Row {
         fault: &plan.label,
         done: format!(
-            "{:.0} s at {} lines/s, a 5xx burst every {} s: {} objects shipped; {}syslog-ng dropped {}; \
+            "{:.0} s at {} lines/s, a 5xx burst every {} s: {} objects shipped{}; {}syslog-ng dropped {}; \
              longest write into syslog-ng {:.1} ms; seed {}",
             load_time.as_secs_f64(),
             plan.rate,
             plan.burst_every,
             rotations,
+            if plan.part_size.is_some() {
+                format!(" ({streamed} uploaded while compressed)")
+            } else {
+                String::new()
+            },
             rotate_exits
                 .iter()
                 .map(|(code, n)| format!("rotate by hand exit {code}: {n}; "))
@@ -488,6 +505,7 @@ fn soak_one_minute_at_5000_lines_per_second_with_every_live_fault() {
         duration: Duration::from_secs(60),
         rate: 5000,
         burst_every: 3,
+        part_size: None,
         faults: LiveFault::ALL.to_vec(),
         seed: seed_from_env("FASTTRACK_SOAK_SEED"),
         label: "1-4, 6, 7 together (CI)".into(),
@@ -509,19 +527,33 @@ fn soak() {
     let faults_text = env_or("FASTTRACK_SOAK_FAULTS", "all");
     let faults = LiveFault::parse_list(&faults_text);
     let seed = seed_from_env("FASTTRACK_SOAK_SEED");
+    let burst_every: u64 = env_or("FASTTRACK_SOAK_BURST_EVERY", "3")
+        .parse()
+        .expect("FASTTRACK_SOAK_BURST_EVERY: seconds between 5xx bursts");
+    let part_size = std::env::var("FASTTRACK_SOAK_PART_SIZE").ok();
     let label = match faults.as_slice() {
         [] => "1. load alone".to_string(),
         [one] => one.row().to_string(),
         _ if faults.len() == LiveFault::ALL.len() => "all of 1-4, 6, 7 at once".to_string(),
         _ => format!("together: {faults_text}"),
     };
+    let streamed = match &part_size {
+        Some(size) => format!(" --burst-every {burst_every} --part-size {size}"),
+        None if burst_every != 3 => format!(" --burst-every {burst_every}"),
+        None => String::new(),
+    };
+    let label = match &part_size {
+        Some(size) => format!("{label}, uploaded while compressed ({size} parts)"),
+        None => label,
+    };
     run_soak(&Plan {
         duration: Duration::from_secs_f64(minutes * 60.0),
         rate,
-        burst_every: 3,
+        burst_every,
+        part_size,
         label,
         command: format!(
-            "scripts/soak.sh --minutes {minutes} --rate {rate} --faults {faults_text} --seed {seed}"
+            "scripts/soak.sh --minutes {minutes} --rate {rate} --faults {faults_text}{streamed} --seed {seed}"
         ),
         faults,
         seed,
