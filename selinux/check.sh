@@ -10,8 +10,8 @@
 #   bash selinux/check.sh            # from any directory; needs root (the store is root-only)
 #
 # Prints one "ok: [POLICY] ..." or "FAIL: [POLICY] ..." line per check and exits non-zero if
-# any check fails. Nothing is written outside a temporary directory, which is removed on exit,
-# except the el9 base build cache (see below).
+# any check fails. Nothing is written outside a temporary directory, which is removed on exit
+# (the el9 policy is rebuilt each run, about 60 s: nothing is cached).
 # FASTTRACK_SELINUX_SRC=DIR checks the .te/.fc/.if in DIR instead (used to prove that a
 # broken policy fails these checks without touching the repository).
 # FASTTRACK_SELINUX_FRESH_STORE=1 builds the temporary Debian store from the packaged modules
