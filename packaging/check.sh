@@ -169,6 +169,64 @@ check "rpm -V fasttrack is clean in the dnf root (dependencies resolved, no --no
 check "fasttrack --version runs in the dnf root (chroot)" chroot "$dnf_root" /usr/bin/fasttrack --version
 check "/var/lib/fasttrack is 0750 root:root in the dnf root" \
   bash -c '[ "$(stat -c "%a %U:%G" "$1/var/lib/fasttrack")" = "750 root:root" ]' _ "$dnf_root"
+# --- fasttrack-selinux relabels what fasttrack uses (%posttrans) ---------------------------------
+# In the dnf root, with a fake selinuxenabled (SELinux "on") and a fake restorecon that logs its
+# arguments: rpm runs the real scriptlets in the chroot. No /etc/selinux/config there, so the
+# module itself is not installed (that is %selinux_modules_install's business, checked above).
+relabel_root() { # write the fakes, a config, a destination and logs into the dnf root
+  local r=$dnf_root
+  # /dev/null: the scriptlet's redirections need it, as on any booted system.
+  mkdir -p "$r/usr/sbin" "$r/srv/incident logs" "$r/var/log" "$r/dev" &&
+    { [ -c "$r/dev/null" ] || mknod -m 0666 "$r/dev/null" c 1 3; } &&
+    printf '#!/bin/sh\nexit 0\n' >"$r/usr/sbin/selinuxenabled" &&
+    printf '#!/bin/sh\necho "restorecon $*" >>/restorecon.calls\n' >"$r/usr/sbin/restorecon" &&
+    chmod 0755 "$r/usr/sbin/selinuxenabled" "$r/usr/sbin/restorecon" &&
+    touch "$r/var/log/docker.log" "$r/var/log/docker.log-1796000000.gz" &&
+    printf '%s\n' '# dest = "file:///not/this"' 'region = "eu-west-1"' \
+      '  dest   =  "file:///srv/incident logs"   # the team share' \
+      '[[route]]' 'dest = "file:///nor/this"' >"$r/etc/fasttrack/fasttrack.toml"
+}
+relabel_calls() { # EXPECTED-LINE...: the fake's log is exactly these lines (then cleared)
+  local got
+  got=$(cat "$dnf_root/restorecon.calls" 2>/dev/null)
+  rm -f "$dnf_root/restorecon.calls"
+  [ "$got" = "$(printf '%s\n' "$@")" ] || {
+    printf 'expected:\n%s\ngot:\n%s\n' "$(printf '%s\n' "$@")" "${got:-<no call>}"
+    return 1
+  }
+}
+relabelled=(
+  "restorecon -R /usr/bin/fasttrack /etc/fasttrack /var/lib/fasttrack"
+  "restorecon -R /var/log/docker.log"
+  "restorecon -R /var/log/docker.log-1796000000.gz"
+)
+check "set up the dnf root for the relabel: fake selinuxenabled and restorecon, a file:// dest" relabel_root
+check "rpm -i fasttrack-selinux runs its scriptlets in the root (--nodeps: no selinux-policy there)" \
+  rpm -i --root "$dnf_root" --nodeps "$selinux_rpm"
+check "%posttrans relabels the binary, config, state, docker.log* and the file:// dest of fasttrack.toml" \
+  relabel_calls "${relabelled[@]}" "restorecon -R /srv/incident logs"
+# The same scriptlet text again (rpm -qp --scripts), run in the chroot with other configs.
+sed -n '/^posttrans scriptlet/,/^[a-z]* *scriptlet/p' "$work/selinux.scripts" | sed '1d;/scriptlet/d' \
+  >"$dnf_root/posttrans.sh"
+posttrans_with() { # TOML-LINE...: run %posttrans with this fasttrack.toml
+  printf '%s\n' "$@" >"$dnf_root/etc/fasttrack/fasttrack.toml" && chroot "$dnf_root" /bin/sh /posttrans.sh
+}
+export -f relabel_calls posttrans_with
+export dnf_root
+check "%posttrans with dest = 'file:///srv/incident logs' (single quotes, no spaces around =)" \
+  bash -c 'posttrans_with "dest='"'"'file:///srv/incident logs'"'"'" && relabel_calls "$@" "restorecon -R /srv/incident logs"' \
+  _ "${relabelled[@]}"
+check "%posttrans with an s3:// dest, a missing file:// dir, or no dest: only the installed paths" \
+  bash -c 'posttrans_with "dest = \"s3://bucket/x\"" && posttrans_with "dest = \"file:///srv/gone\"" &&
+    posttrans_with "#dest = \"file:///srv/incident logs\"" && relabel_calls "$@" "$@" "$@"' _ "${relabelled[@]}"
+check "%posttrans without SELinux (selinuxenabled fails) relabels nothing" \
+  bash -c 'printf "#!/bin/sh\nexit 1\n" >"$1/usr/sbin/selinuxenabled" && chroot "$1" /bin/sh /posttrans.sh &&
+    [ ! -e "$1/restorecon.calls" ]' _ "$dnf_root"
+check "rpm -e fasttrack-selinux, and the fakes removed, before removing fasttrack" \
+  bash -c 'rpm -e --root "$1" --nodeps fasttrack-selinux &&
+    rm -f "$1/usr/sbin/selinuxenabled" "$1/usr/sbin/restorecon" "$1/posttrans.sh" "$1/dev/null" \
+      "$1/var/log/docker.log" "$1/var/log/docker.log-1796000000.gz" && rm -rf "$1/srv"' _ "$dnf_root"
+
 check "dnf remove fasttrack removes the binary, the snippet and the empty state dir" \
   bash -c 'dnf -y -q --installroot="$1" --releasever=8 --setopt=reposdir=/dev/null remove fasttrack &&
     ! rpm --root "$1" -q fasttrack && [ ! -e "$1/usr/bin/fasttrack" ] &&

@@ -12,7 +12,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
-echo "== SELinux module: build, link into a copy of Debian's policy store, sesearch assertions"
+echo "== SELinux module: build, link into a copy of Debian's store and into the el9 policy (selinux/el9), the same assertions on both"
 bash selinux/check.sh
 echo "== RPMs: glibc 2.28 build, rpmbuild, rpmlint, rpm -V in a scratch root, dnf --installroot, man page"
 bash packaging/check.sh

@@ -1,6 +1,6 @@
 //! `fasttrack check` catches the classic mistakes (issue 14): logrotate rotating the same log,
 //! syslog-ng not running `fasttrack watch`, a log syslog-ng stopped writing, a state dir open
-//! to others, a webhook that does not answer, a clock off the S3 server's. Each against the
+//! to others, a webhook that does not answer, a clock off the S3 server's, SELinux absent. Each against the
 //! real thing: the binary, a real syslog-ng, s3s-fs, a webhook receiver, libfaketime.
 
 use crate::util::webhook::{Answer, Webhook};
@@ -126,6 +126,29 @@ fn syslog_ng_running_watch_or_not() {
             && fail[0].contains("syslog-ng-ctl reload"),
         "{}",
         fail[0]
+    );
+}
+
+#[test]
+fn without_selinux_one_ok_line_says_there_is_nothing_to_check() {
+    // These machines have no SELinux (TESTBED.md): no selinuxfs in /proc/mounts. What
+    // watch's domain may do is unit-tested against a fake kernel (src/check/selinux/tests.rs).
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    if mounts.split_whitespace().any(|f| f == "selinuxfs") {
+        eprintln!("skipped: SELinux is enabled here");
+        return;
+    }
+    let env = TestEnv::new();
+    let out = check(&env, &["--reopen", "none"])
+        .stdout_has(
+            "OK    SELinux: not enabled (no selinuxfs mounted): nothing to check for fasttrack_t",
+        )
+        .run();
+    assert_eq!(
+        lines_of(&out.stdout, "", "SELinux").len(),
+        1,
+        "{}",
+        out.stdout
     );
 }
 

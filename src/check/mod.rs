@@ -1,13 +1,16 @@
 //! `fasttrack check`: is the destination reachable and writable, do credentials resolve, is
 //! the clock in step with the store's, can syslog-ng be asked to reopen and does it run
 //! `fasttrack watch`, is the log still written, does logrotate rotate it too, is the state dir
-//! usable and private, does the webhook answer. One `OK`/`WARN`/`FAIL` line each, with the
+//! usable and private, does the webhook answer, and under SELinux may `watch` (fasttrack_t,
+//! not the shell's domain) use those paths. One `OK`/`WARN`/`FAIL` line each, with the
 //! fix; exit 0 unless a line is FAIL. A WARN does not change the exit code: fasttrack works,
 //! but something should be looked at (a secret others can read, a silent log, dropped lines).
 //! Nothing is left behind (the test object is removed); a webhook gets a message only with
 //! `--notify-test`.
 
 mod logrotate;
+mod selinux;
+mod selinuxfs;
 mod syslog_ng;
 
 use crate::cli::CheckArgs;
@@ -62,6 +65,7 @@ pub fn run(config: &Config, args: &CheckArgs) -> Result<Outcome> {
     items.extend(state_dir(config));
     items.extend(webhook(config, args.notify_test));
     items.extend(secret_files(config));
+    items.extend(selinuxfs::items(config));
 
     let mut all_ok = true;
     for item in &items {
