@@ -432,7 +432,11 @@ fn run_soak(plan: &Plan) {
         .matches("uploaded while compressed")
         .count();
     if plan.part_size.is_some() {
-        assert!(streamed > 0, "no log was uploaded while compressed\n{}", env.dump());
+        assert!(
+            streamed > 0,
+            "no log was uploaded while compressed\n{}",
+            env.dump()
+        );
     }
     report(Row {
         fault: &plan.label,

@@ -186,7 +186,18 @@ impl S3Dest {
             Some(_) => size + size / 1000 + (1 << 20),
             None => size,
         };
-        let part_size = self.opts.part_size.max(bound.div_ceil(MAX_PARTS));
+        // A growing file's smaller first part takes one of them.
+        let max_parts = match source.growing {
+            Some(_) => MAX_PARTS - 1,
+            None => MAX_PARTS,
+        };
+        let part_size = self.opts.part_size.max(bound.div_ceil(max_parts));
+        // A growing file's first part is the smallest S3 takes, so that the upload starts as
+        // soon as it can; the others are `part_size` (S3 allows parts of different sizes).
+        let first = match source.growing {
+            Some(_) => MIN_PART.min(part_size),
+            None => part_size,
+        };
         // Until a growing file ends, the number of parts is not known.
         let mut count = match source.growing {
             Some(_) => u64::MAX,
@@ -202,11 +213,11 @@ impl S3Dest {
         let mut total = 0u64;
         while next < count || !in_flight.is_empty() {
             while next < count && in_flight.len() < self.opts.upload_concurrency {
-                let offset = next * part_size;
+                let (offset, len) = part_range(next, first, part_size);
                 let growing = source.growing.cloned();
                 let len = match growing {
-                    Some(_) => part_size,
-                    None => part_size.min(size - offset),
+                    Some(_) => len,
+                    None => len.min(size - offset),
                 };
                 let number = (next + 1) as i32;
                 let path = file.to_path_buf();
@@ -345,6 +356,17 @@ impl S3Dest {
     }
 }
 
+/// The smallest part S3 takes, but for the last.
+const MIN_PART: u64 = 5 << 20;
+
+/// Where part `n` (from 0) starts and how long it is at most: `first` bytes, then `size` each.
+fn part_range(n: u64, first: u64, size: u64) -> (u64, u64) {
+    match n {
+        0 => (0, first),
+        n => (first + (n - 1) * size, size),
+    }
+}
+
 /// The MD5 and CRC32 of `len` bytes of `path` from `offset`, read with a small buffer.
 pub(super) fn sums_of_range(path: &Path, offset: u64, len: u64) -> Result<([u8; 16], u32)> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -366,4 +388,18 @@ fn sums_of_file_range(file: &File, path: &Path, offset: u64, len: u64) -> Result
         done += want as u64;
     }
     Ok((md5.finalize().into(), crc.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_tile_the_file_with_a_small_first_one() {
+        let (first, size) = (5, 8);
+        let ranges: Vec<(u64, u64)> = (0..4).map(|n| part_range(n, first, size)).collect();
+        assert_eq!(ranges, [(0, 5), (5, 8), (13, 8), (21, 8)]);
+        // Uniform when the first is the part size: part n starts at n * size.
+        assert!((0..100).all(|n| part_range(n, 8, 8) == (n * 8, 8)));
+    }
 }
