@@ -63,6 +63,10 @@ SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct 2>/d
 export SOURCE_DATE_EPOCH
 
 log "cargo zigbuild --release --target $target.$glibc (fasttrack $version)"
+# zig's clang builds for a baseline CPU with the `evex512` feature off, so libdeflate's
+# AVX-512 functions (target attributes, chosen at run time by CPUID) do not compile without
+# it; -mevex512 turns on no AVX-512 instruction by itself: the baseline code is unchanged.
+export CFLAGS_x86_64_unknown_linux_gnu="${CFLAGS_x86_64_unknown_linux_gnu:-} -mevex512"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 (cd "$repo" && cargo zigbuild --release --target "$target.$glibc" --target-dir "$target_dir" \
   --bin fasttrack)
