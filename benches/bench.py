@@ -755,6 +755,10 @@ def fig_big(a, work, rows, s3):
         if p.returncode != 3:
             raise RuntimeError(f"rotate to a dead store exited {p.returncode}: {p.stderr[-2000:]}")
         gz = [os.path.join(f"{d}/logs", n) for n in os.listdir(f"{d}/logs") if n.endswith(".gz")]
+        # Each timed upload starts with nothing left to write back: the store writes every
+        # object to the same disk, and an upload timed while the previous one's gigabyte is
+        # flushed measures the disk, not the uploader (either side, whichever comes next).
+        os.sync()
         t_ft.append(gnu_time(f"{BIN} upload {common} --dest s3://{BUCKET}/up{r} "
                              f"--endpoint-url {endpoint} >/dev/null")[0])
         # The same with --checksum when-required: no aws-chunked CRC32 trailer on the parts
@@ -767,10 +771,12 @@ def fig_big(a, work, rows, s3):
                            f"--endpoint-url {dead}", shell=True, capture_output=True, text=True)
         if p.returncode != 3:
             raise RuntimeError(f"rotate to a dead store exited {p.returncode}: {p.stderr[-2000:]}")
+        os.sync()
         t_req.append(gnu_time(f"{BIN} upload {common2} --dest s3://{BUCKET}/req{r} "
                               f"--checksum when-required --endpoint-url {endpoint} >/dev/null")[0])
         shutil.rmtree(d2)
         shutil.rmtree(os.path.join(s3.root, BUCKET, f"req{r}"), ignore_errors=True)
+        os.sync()
         t_aws.append(gnu_time(f"aws s3 cp --only-show-errors --endpoint-url {endpoint} {gz[0]} "
                               f"s3://{BUCKET}/aws{r}/up.gz")[0])
         assert len(gz) == 1, gz
