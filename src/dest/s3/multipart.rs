@@ -180,29 +180,9 @@ impl S3Dest {
         source: &Source<'_>,
     ) -> Result<(Vec<SentPart>, u64), ShipError> {
         let (file, size) = (source.path, source.size);
-        // S3 allows 10 000 parts: a file too large for the configured size gets larger parts.
-        // A growing .gz is at most a little larger than its plain file (stored blocks, headers).
-        let bound = match source.growing {
-            Some(_) => size + size / 1000 + (1 << 20),
-            None => size,
-        };
-        // A growing file's smaller first part takes one of them.
-        let max_parts = match source.growing {
-            Some(_) => MAX_PARTS - 1,
-            None => MAX_PARTS,
-        };
-        let part_size = self.opts.part_size.max(bound.div_ceil(max_parts));
-        // A growing file's first part is the smallest S3 takes, so that the upload starts as
-        // soon as it can; the others are `part_size` (S3 allows parts of different sizes).
-        let first = match source.growing {
-            Some(_) => MIN_PART.min(part_size),
-            None => part_size,
-        };
+        let layout = Layout::new(size, source.growing.is_some(), self.opts.part_size);
         // Until a growing file ends, the number of parts is not known.
-        let mut count = match source.growing {
-            Some(_) => u64::MAX,
-            None => size.div_ceil(part_size),
-        };
+        let mut count = layout.count;
         // Parts stream from the file: memory stays at a few small read buffers per part in
         // flight, whatever the part size. The MD5 (Content-MD5, and the ETag to check) and the
         // CRC32 are computed first by reading the part once with a small buffer.
@@ -213,7 +193,7 @@ impl S3Dest {
         let mut total = 0u64;
         while next < count || !in_flight.is_empty() {
             while next < count && in_flight.len() < self.opts.upload_concurrency {
-                let (offset, len) = part_range(next, first, part_size);
+                let (offset, len) = layout.range(next);
                 let growing = source.growing.cloned();
                 let len = match growing {
                     Some(_) => len,
@@ -359,11 +339,48 @@ impl S3Dest {
 /// The smallest part S3 takes, but for the last.
 const MIN_PART: u64 = 5 << 20;
 
-/// Where part `n` (from 0) starts and how long it is at most: `first` bytes, then `size` each.
-fn part_range(n: u64, first: u64, size: u64) -> (u64, u64) {
-    match n {
-        0 => (0, first),
-        n => (first + (n - 1) * size, size),
+/// How a file is cut into parts.
+#[derive(Debug, PartialEq)]
+struct Layout {
+    /// The first part's size: the smallest S3 takes for a growing file, so that its upload
+    /// starts as soon as it can; otherwise `size`.
+    first: u64,
+    /// Every other part's size (the last may be shorter).
+    size: u64,
+    /// How many parts; `u64::MAX` for a growing file, whose end is not known yet.
+    count: u64,
+}
+
+impl Layout {
+    /// `part_size` is the configured one. S3 allows 10 000 parts: a file too large for it
+    /// gets larger parts. A growing .gz is at most a little larger than its plain file
+    /// (stored blocks, headers), whose size is `file_size` then; its small first part takes
+    /// one of the 10 000.
+    fn new(file_size: u64, growing: bool, part_size: u64) -> Layout {
+        if growing {
+            let bound = file_size + file_size / 1000 + (1 << 20);
+            let size = part_size.max(bound.div_ceil(MAX_PARTS - 1));
+            Layout {
+                first: MIN_PART.min(size),
+                size,
+                count: u64::MAX,
+            }
+        } else {
+            let size = part_size.max(file_size.div_ceil(MAX_PARTS));
+            Layout {
+                first: size,
+                size,
+                count: file_size.div_ceil(size),
+            }
+        }
+    }
+
+    /// Where part `n` (from 0) starts and how long it is at most.
+    fn range(&self, n: u64) -> (u64, u64) {
+        match n {
+            0 => (0, self.first),
+            n => (self.first + (n - 1) * self.size, self.size),
+        }
     }
 }
 
@@ -396,10 +413,36 @@ mod tests {
 
     #[test]
     fn parts_tile_the_file_with_a_small_first_one() {
-        let (first, size) = (5, 8);
-        let ranges: Vec<(u64, u64)> = (0..4).map(|n| part_range(n, first, size)).collect();
-        assert_eq!(ranges, [(0, 5), (5, 8), (13, 8), (21, 8)]);
-        // Uniform when the first is the part size: part n starts at n * size.
-        assert!((0..100).all(|n| part_range(n, 8, 8) == (n * 8, 8)));
+        let mib = 1 << 20;
+        let growing = Layout::new(100 * mib, true, 8 * mib);
+        let ranges: Vec<(u64, u64)> = (0..4).map(|n| growing.range(n)).collect();
+        assert_eq!(
+            ranges,
+            [
+                (0, 5 * mib),
+                (5 * mib, 8 * mib),
+                (13 * mib, 8 * mib),
+                (21 * mib, 8 * mib)
+            ]
+        );
+        // A whole file: uniform parts, part n starts at n * size, and the count covers it.
+        let whole = Layout::new(100 * mib, false, 8 * mib);
+        assert_eq!(whole.count, 13);
+        assert!((0..13).all(|n| whole.range(n) == (n * 8 * mib, 8 * mib)));
+    }
+
+    #[test]
+    fn no_file_needs_more_than_ten_thousand_parts() {
+        let mib: u64 = 1 << 20;
+        for size in [5 * mib, 80_000 * mib, 5 << 40] {
+            let whole = Layout::new(size, false, 8 * mib);
+            assert!(whole.count <= MAX_PARTS, "{size}: {whole:?}");
+            // A growing file: its .gz may grow a little past the plain size; the parts
+            // needed to cover that bound stay within S3's limit.
+            let g = Layout::new(size, true, 8 * mib);
+            let bound = size + size / 1000 + mib;
+            let parts = 1 + (bound.saturating_sub(g.first)).div_ceil(g.size);
+            assert!(parts <= MAX_PARTS, "{size}: {g:?} needs {parts}");
+        }
     }
 }
