@@ -311,7 +311,7 @@ fn kill_9_during_a_multipart_upload_leaves_no_orphan_and_ships_once() {
     // A slow link, so that the upload is surely under way when it is killed.
     let proxy = Proxy::start(env.server().port, vec![], Some(8 << 20));
     env.endpoint = Some(proxy.endpoint());
-    let mut child = env
+    let child = env
         .fasttrack(
             "upload",
             &[
@@ -327,15 +327,7 @@ fn kill_9_during_a_multipart_upload_leaves_no_orphan_and_ships_once() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    env.wait_for("parts to be on the server", WAIT, || {
-        env.server()
-            .unfinished_uploads()
-            .iter()
-            .any(|n| n.contains(".part-"))
-    });
-    signal(child.id(), nix::sys::signal::Signal::SIGKILL);
-    child.wait().unwrap();
-    assert!(!env.server().unfinished_uploads().is_empty());
+    kill_9_once_parts_are_up(&env, child, WAIT);
     assert_eq!(
         std::fs::read_dir(env.state().join("uploads"))
             .unwrap()

@@ -146,21 +146,13 @@ fn kill_9_during_a_streamed_upload_recovers_with_one_object_and_every_line() {
     // A slow link, so that the upload is surely under way when it is killed.
     let proxy = Proxy::start(env.server().port, vec![], Some(2 << 20));
     env.endpoint = Some(proxy.endpoint());
-    let mut child = env
+    let child = env
         .fasttrack("rotate", &["--reopen", "none", "--part-size", "5MiB"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    env.wait_for("parts to be on the server", WAIT, || {
-        env.server()
-            .unfinished_uploads()
-            .iter()
-            .any(|n| n.contains(".part-"))
-    });
-    signal(child.id(), nix::sys::signal::Signal::SIGKILL);
-    child.wait().unwrap();
-    assert!(!env.server().unfinished_uploads().is_empty());
+    kill_9_once_parts_are_up(&env, child, WAIT);
 
     env.endpoint = Some(env.server().endpoint());
     let out = env.run("upload", &["--reopen", "none", "--part-size", "5MiB"]);

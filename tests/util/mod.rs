@@ -465,6 +465,20 @@ pub fn stop_child(child: &mut std::process::Child, grace: Duration) {
     let _ = child.wait();
 }
 
+/// Waits until `child`'s multipart upload has parts on the server, then kills it with SIGKILL
+/// and checks that the upload was left unfinished (what the next run must clean up).
+pub fn kill_9_once_parts_are_up(env: &TestEnv, mut child: std::process::Child, wait: Duration) {
+    env.wait_for("parts to be on the server", wait, || {
+        env.server()
+            .unfinished_uploads()
+            .iter()
+            .any(|n| n.contains(".part-"))
+    });
+    signal(child.id(), nix::sys::signal::Signal::SIGKILL);
+    child.wait().unwrap();
+    assert!(!env.server().unfinished_uploads().is_empty());
+}
+
 /// Sends `signal` to `pid`; a process that has just exited is not an error.
 pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal) {

@@ -179,8 +179,8 @@ impl S3Dest {
         upload_id: &str,
         source: &Source<'_>,
     ) -> Result<(Vec<SentPart>, u64), ShipError> {
-        let (file, size) = (source.path, source.size);
-        let layout = Layout::new(size, source.growing.is_some(), self.opts.part_size);
+        let file = source.path;
+        let layout = Layout::new(source.size, source.growing.is_some(), self.opts.part_size);
         // Until a growing file ends, the number of parts is not known.
         let mut count = layout.count;
         // Parts stream from the file: memory stays at a few small read buffers per part in
@@ -195,10 +195,6 @@ impl S3Dest {
             while next < count && in_flight.len() < self.opts.upload_concurrency {
                 let (offset, len) = layout.range(next);
                 let growing = source.growing.cloned();
-                let len = match growing {
-                    Some(_) => len,
-                    None => len.min(size - offset),
-                };
                 let number = (next + 1) as i32;
                 let path = file.to_path_buf();
                 let request = self
@@ -349,6 +345,8 @@ struct Layout {
     size: u64,
     /// How many parts; `u64::MAX` for a growing file, whose end is not known yet.
     count: u64,
+    /// Where the file ends; `u64::MAX` for a growing file (its reader says where it ends).
+    end: u64,
 }
 
 impl Layout {
@@ -358,12 +356,12 @@ impl Layout {
     /// one of the 10 000.
     fn new(file_size: u64, growing: bool, part_size: u64) -> Layout {
         if growing {
-            let bound = file_size + file_size / 1000 + (1 << 20);
-            let size = part_size.max(bound.div_ceil(MAX_PARTS - 1));
+            let size = part_size.max(growing_bound(file_size).div_ceil(MAX_PARTS - 1));
             Layout {
                 first: MIN_PART.min(size),
                 size,
                 count: u64::MAX,
+                end: u64::MAX,
             }
         } else {
             let size = part_size.max(file_size.div_ceil(MAX_PARTS));
@@ -371,17 +369,24 @@ impl Layout {
                 first: size,
                 size,
                 count: file_size.div_ceil(size),
+                end: file_size,
             }
         }
     }
 
-    /// Where part `n` (from 0) starts and how long it is at most.
+    /// Where part `n` (from 0) starts and how long it is (at most, for a growing file).
     fn range(&self, n: u64) -> (u64, u64) {
-        match n {
+        let (offset, len) = match n {
             0 => (0, self.first),
             n => (self.first + (n - 1) * self.size, self.size),
-        }
+        };
+        (offset, len.min(self.end.saturating_sub(offset)))
     }
+}
+
+/// How large the .gz of a plain file of `size` bytes can get (stored blocks, headers).
+fn growing_bound(size: u64) -> u64 {
+    size + size / 1000 + (1 << 20)
 }
 
 /// The MD5 and CRC32 of `len` bytes of `path` from `offset`, read with a small buffer.
@@ -425,10 +430,12 @@ mod tests {
                 (21 * mib, 8 * mib)
             ]
         );
-        // A whole file: uniform parts, part n starts at n * size, and the count covers it.
+        // A whole file: uniform parts, part n starts at n * size, the last one is what is
+        // left, and the count covers it.
         let whole = Layout::new(100 * mib, false, 8 * mib);
         assert_eq!(whole.count, 13);
-        assert!((0..13).all(|n| whole.range(n) == (n * 8 * mib, 8 * mib)));
+        assert!((0..12).all(|n| whole.range(n) == (n * 8 * mib, 8 * mib)));
+        assert_eq!(whole.range(12), (96 * mib, 4 * mib));
     }
 
     #[test]
@@ -440,8 +447,7 @@ mod tests {
             // A growing file: its .gz may grow a little past the plain size; the parts
             // needed to cover that bound stay within S3's limit.
             let g = Layout::new(size, true, 8 * mib);
-            let bound = size + size / 1000 + mib;
-            let parts = 1 + (bound.saturating_sub(g.first)).div_ceil(g.size);
+            let parts = 1 + (growing_bound(size) - g.first).div_ceil(g.size);
             assert!(parts <= MAX_PARTS, "{size}: {g:?} needs {parts}");
         }
     }
