@@ -308,6 +308,13 @@ impl S3Dest {
                     .collect(),
             ))
             .build();
+        // Every byte is at the store now; what follows is the store's work, which can take
+        // a while for a large object (a server that copies its parts into one file).
+        info!(
+            "all {} parts of {} are up ({size} bytes); completing the multipart upload",
+            parts.len(),
+            self.url(key.as_str())
+        );
         let out = match self
             .client
             .complete_multipart_upload()
