@@ -194,6 +194,12 @@ class S3:
         self.proc.kill()
         self.proc.wait()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
+
 
 RUNNING = []  # every syslog-ng started, stopped at exit whatever happens
 
@@ -764,19 +770,17 @@ def fig_big(a, work, rows, s3):
     # disk is the host's: after a gigabyte was written (even synced), the next upload ran at
     # 0.7x-1.5x its speed, whichever uploader it was. In memory the figure is the uploaders'.
     shm_free = shutil.disk_usage("/dev/shm").free if os.path.isdir("/dev/shm") else 0
-    if shm_free >= 4 * (a.big_mb << 20):
-        mem_root = tempfile.mkdtemp(prefix="fasttrack-bench-", dir="/dev/shm")
-        up_s3, where = S3(mem_root), "in memory (/dev/shm)"
-    else:
+    if shm_free < 4 * (a.big_mb << 20):
         log(f"figure 6: /dev/shm has {shm_free >> 20} MiB free, less than 4x {a.big_mb} MiB: "
             "its store writes to disk, and disk noise is in its figures")
-        mem_root, up_s3, where = None, s3, "on disk (/dev/shm too small)"
+        fig_big_runs(a, work, rows, s3, s3, "on disk (/dev/shm too small)", src, noise)
+        return
+    mem_root = tempfile.mkdtemp(prefix="fasttrack-bench-", dir="/dev/shm")
     try:
-        fig_big_runs(a, work, rows, s3, up_s3, where, src, noise)
+        with S3(mem_root) as up_s3:
+            fig_big_runs(a, work, rows, s3, up_s3, "in memory (/dev/shm)", src, noise)
     finally:
-        if mem_root:
-            up_s3.stop()
-            shutil.rmtree(mem_root, ignore_errors=True)
+        shutil.rmtree(mem_root, ignore_errors=True)
 
 
 def fig_big_runs(a, work, rows, s3, up_s3, where, src, noise):
@@ -993,11 +997,8 @@ def fig_report(a, work, rows, shared_s3):
     """12: `fasttrack report` over a fleet's index, written straight into s3s-fs's directory.
     Its own s3s-fs: the shared one, after figure 10's 5 GiB upload, served the same listing
     and records with 40% more CPU (report 14.0 s against 7.6 s with a fresh server)."""
-    s3 = S3(os.path.join(work, "report-store"))
-    try:
+    with S3(os.path.join(work, "report-store")) as s3:
         fig_report_runs(a, work, rows, s3)
-    finally:
-        s3.stop()
 
 
 def fig_report_runs(a, work, rows, s3):
@@ -1089,9 +1090,9 @@ def main():
                       ("10", fig_huge), ("12", fig_report)]:
             if n in only:
                 log(f"figure {n}")
-                # Nothing left to write back from the figure before: figure 10 leaves gigabytes
-                # dirty, and figure 12 timed during their writeback took 12.6 s against 7.6 s
-                # alone (s3s-fs's CPU 11.8 s against 8.6 s).
+                # Nothing left to write back from the figure before (figure 10 leaves gigabytes
+                # dirty). What slowed figure 12 after figure 10 was not that but the shared
+                # store: see fig_report.
                 os.sync()
                 fn(a, work, rows, s3)
     finally:

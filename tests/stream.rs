@@ -75,6 +75,19 @@ fn a_large_log_is_uploaded_while_compressed_and_reads_back_identical() {
     env.assert_exit(&out, 0);
     let log = fasttrack_log(&env);
     assert!(log.contains("uploaded while compressed"), "{log}");
+    // The line that says every part is at the store comes before the one that says shipped:
+    // what lies between is the store's CompleteMultipartUpload (benches/bench.py, figure 10).
+    let up = log
+        .find("parts of s3://")
+        .expect("no `all N parts ... are up` line");
+    assert!(
+        log[up..].contains("completing the multipart upload"),
+        "{log}"
+    );
+    assert!(
+        up < log.find("INFO shipped").expect("no shipped line"),
+        "{log}"
+    );
     let object = the_gz(&env);
     assert!(
         gunzip(&object.body) == plain,
